@@ -1,0 +1,153 @@
+"""Flags of `python -m tf_raw.train`.
+
+Each help line gives the unit and the original notebook's value. Defaults come
+from `tf_raw.config.TrainConfig`, so flags and library cannot disagree.
+`to_config()` turns the parsed flags into that frozen config, once.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from tf_raw import config as config_lib
+
+_D = config_lib.TrainConfig()  # The defaults.
+
+# Data.
+DATASET = flags.DEFINE_enum(
+    "dataset", _D.dataset, ["cifar10", "synthetic"],
+    "Which images to train on. cifar10: the real thing (found or downloaded); "
+    "synthetic: a small deterministic learnable set for tests and demos. "
+    "Notebook: cifar10.")
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", _D.data_dir,
+    "Folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz. "
+    "Default: look in --cache_dir and the Keras cache, else download.")
+DATA_URL = flags.DEFINE_string(
+    "data_url", _D.data_url,
+    "Where to download cifar-10-python.tar.gz from when it is not found locally "
+    "(http or https URL).")
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", _D.cache_dir,
+    "Folder where downloaded and extracted CIFAR-10 is kept between runs.")
+DATA_LAYOUT = flags.DEFINE_enum(
+    "data_layout", _D.data_layout, ["nhwc", "legacy_reshape"],
+    "How CIFAR's channels-first rows become NHWC images. nhwc: transpose "
+    "(correct); legacy_reshape: the notebook's reshape bug, which scrambles "
+    "every image (for teaching). Notebook: legacy_reshape.")
+SYNTHETIC_TRAIN_SIZE = flags.DEFINE_integer(
+    "synthetic_train_size", _D.synthetic_train_size,
+    "Training images in --dataset=synthetic.", lower_bound=1)
+SYNTHETIC_TEST_SIZE = flags.DEFINE_integer(
+    "synthetic_test_size", _D.synthetic_test_size,
+    "Test images in --dataset=synthetic.", lower_bound=1)
+
+# The notebook's recipe.
+EPOCHS = flags.DEFINE_integer(
+    "epochs", _D.epochs, "Passes over the training set. Notebook: 50.",
+    lower_bound=0)
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", _D.batch_size, "Images per training step. Notebook: 128.",
+    lower_bound=1)
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", _D.learning_rate,
+    "RMSProp step size (per step, no schedule). Notebook: 0.001.",
+    lower_bound=0.0)
+DECAY = flags.DEFINE_float(
+    "decay", _D.decay,
+    "RMSProp decay (rho) of the mean-square moving average, in [0, 1). "
+    "Notebook: 0.9.", lower_bound=0.0, upper_bound=1.0)
+MOMENTUM = flags.DEFINE_float(
+    "momentum", _D.momentum, "RMSProp momentum, in [0, 1). Notebook: 0.",
+    lower_bound=0.0, upper_bound=1.0)
+EPSILON = flags.DEFINE_float(
+    "epsilon", _D.epsilon,
+    "RMSProp epsilon, added inside the square root as TF1 does. "
+    "Notebook: 1e-10.", lower_bound=0.0)
+KEEP_PROB_CONV = flags.DEFINE_float(
+    "keep_prob_conv", _D.keep_prob_conv,
+    "Dropout keep probability after each conv block and on the flattened "
+    "features, in (0, 1]; 1 turns it off. Notebook: 0.8.")
+KEEP_PROB_HIDDEN = flags.DEFINE_float(
+    "keep_prob_hidden", _D.keep_prob_hidden,
+    "Dropout keep probability after the 625-unit hidden layer, in (0, 1]. "
+    "Notebook: 0.5.")
+INIT_STDDEV = flags.DEFINE_float(
+    "init_stddev", _D.init_stddev,
+    "Standard deviation of the normal initialiser of every weight. "
+    "Notebook: 0.01.", lower_bound=0.0)
+
+# What the notebook left out.
+SEED = flags.DEFINE_integer(
+    "seed", _D.seed,
+    "Seed of the initial weights, the epoch order and dropout; the same seed "
+    "repeats a run on the same machine. Notebook: none.", lower_bound=0)
+SHUFFLE = flags.DEFINE_bool(
+    "shuffle", _D.shuffle,
+    "Shuffle the training set every epoch (seeded). Notebook: no shuffle "
+    "(--noshuffle).")
+DROP_REMAINDER = flags.DEFINE_bool(
+    "drop_remainder", _D.drop_remainder,
+    "Skip the last partial batch of each epoch. Notebook: yes, it silently "
+    "dropped the last 80 of 50,000 images (--drop_remainder).")
+EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", _D.eval_every,
+    "Evaluate on the test set after epoch 0, every this many epochs, and at "
+    "the end. Notebook: 10.", lower_bound=1)
+EVAL_BATCH_SIZE = flags.DEFINE_integer(
+    "eval_batch_size", _D.eval_batch_size,
+    "Images per evaluation step (memory, not results). Notebook: all 10,000 "
+    "in one batch.", lower_bound=1)
+PRINT_PREDICTIONS = flags.DEFINE_bool(
+    "print_predictions", _D.print_predictions,
+    "Print the predicted test labels at each evaluation, as the notebook did.")
+
+# Where the run lives.
+MODEL_DIR = flags.DEFINE_string(
+    "model_dir", _D.model_dir,
+    "Folder for checkpoints and metrics.jsonl; a run restarted with the same "
+    "folder continues where it stopped.")
+CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
+    "checkpoint_every_steps", _D.checkpoint_every_steps,
+    "Also checkpoint every this many training steps (0: only at the end of "
+    "each epoch).", lower_bound=0)
+MAX_TO_KEEP = flags.DEFINE_integer(
+    "max_to_keep", _D.max_to_keep, "How many recent checkpoints to keep.",
+    lower_bound=1)
+DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", _D.deterministic,
+    "Make TensorFlow's kernels deterministic (slower), so a resumed run is "
+    "bit-identical to an uninterrupted one.")
+
+
+def _in_unit_interval(value):
+  return value is not None and 0.0 < value <= 1.0
+
+
+flags.register_validator(
+    "keep_prob_conv", _in_unit_interval,
+    "--keep_prob_conv must be in (0, 1]: it is a keep probability, not a "
+    "drop rate.")
+flags.register_validator(
+    "keep_prob_hidden", _in_unit_interval,
+    "--keep_prob_hidden must be in (0, 1]: it is a keep probability, not a "
+    "drop rate.")
+flags.register_validator(
+    "decay", lambda v: v < 1.0, "--decay must be below 1 (0.9 is usual).")
+flags.register_validator(
+    "momentum", lambda v: v < 1.0, "--momentum must be below 1.")
+flags.register_validator(
+    "data_url", lambda v: v.startswith(("http://", "https://", "file://")),
+    "--data_url must be an http://, https:// or file:// URL.")
+flags.register_validator(
+    "data_dir", lambda v: v is None or os.path.exists(os.path.expanduser(v)),
+    "--data_dir must be an existing folder holding cifar-10-batches-py/ or "
+    "cifar-10-python.tar.gz (or that archive itself).")
+
+
+def to_config():
+  """Returns the parsed flags as a frozen `TrainConfig`."""
+  values = {field.name: flags.FLAGS[field.name].value
+            for field in dataclasses.fields(config_lib.TrainConfig)}
+  return config_lib.TrainConfig(**values)

@@ -1,0 +1,212 @@
+"""Tests of tf_raw/cifar_format.py: the Python 2 byte form and the safe reader.
+
+The oracles: `pickletools` (which opcodes and globals the bytes contain) and
+plain `pickle.loads(..., encoding="bytes")`, the reader the CIFAR-10 page
+itself recommends, for the values.
+"""
+
+import os
+import pathlib
+import pickle
+import pickletools
+import shlex
+import warnings
+
+import numpy as np
+import pytest
+
+from tests import cifar_fixtures
+from tf_raw import cifar_format
+
+# Every opcode a Python 2 cPickle protocol-2 dump of a batch may contain.
+PY2_OPCODES = {
+    "PROTO", "EMPTY_DICT", "MARK", "SETITEM", "SETITEMS", "EMPTY_LIST",
+    "APPEND", "APPENDS", "SHORT_BINSTRING", "BINSTRING", "BININT1", "BININT2",
+    "BININT", "NONE", "NEWFALSE", "NEWTRUE", "GLOBAL", "EMPTY_TUPLE", "TUPLE1",
+    "TUPLE2", "TUPLE3", "TUPLE", "REDUCE", "BUILD", "BINPUT", "LONG_BINPUT",
+    "BINGET", "LONG_BINGET", "STOP",
+}
+PY2_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray",
+               "numpy dtype"}
+
+
+def _rows(num_images, seed=0):
+  return np.random.default_rng(seed).integers(
+      0, 256, (num_images, 3072), dtype=np.uint8)
+
+
+def _opcodes_and_globals(payload):
+  opcodes, globals_ = set(), set()
+  for opcode, arg, _ in pickletools.genops(payload):
+    opcodes.add(opcode.name)
+    if opcode.name == "GLOBAL":
+      globals_.add(arg)
+  return opcodes, globals_
+
+
+def _write(tmp_path, payload, name="data_batch_1"):
+  path = tmp_path / name
+  path.write_bytes(payload)
+  return str(path)
+
+
+def test_writer_emits_only_python2_opcodes_and_globals():
+  payload = cifar_format.encode_batch(_rows(3), [6, 9, 9])
+  opcodes, globals_ = _opcodes_and_globals(payload)
+  assert opcodes <= PY2_OPCODES, opcodes - PY2_OPCODES
+  assert globals_ == PY2_GLOBALS
+  assert "BINSTRING" in opcodes  # The 9216 raw array bytes, a py2 str.
+  assert payload.startswith(b"\x80\x02}")  # PROTO 2, EMPTY_DICT.
+
+
+def test_python3_pickler_fails_the_same_check():
+  # Why the writer exists: Python 3's own protocol 2 is a different byte form.
+  payload = pickle.dumps({b"data": _rows(1), b"labels": [1]}, protocol=2)
+  opcodes, globals_ = _opcodes_and_globals(payload)
+  assert not opcodes <= PY2_OPCODES or globals_ != PY2_GLOBALS
+  assert "_codecs encode" in globals_  # bytes become _codecs.encode calls.
+
+
+def test_writer_output_loads_with_plain_pickle():
+  rows = _rows(4)
+  labels = [0, 9, 3, 3]
+  payload = cifar_format.encode_batch(
+      rows, labels, batch_label="training batch 2 of 5",
+      filenames=["a.png", "b.png", "c.png", "d.png"])
+  batch = pickle.loads(payload, encoding="bytes")
+  # Keys in the order Python 3 shows for the official files.
+  assert list(batch) == [b"batch_label", b"labels", b"data", b"filenames"]
+  assert batch[b"batch_label"] == b"training batch 2 of 5"
+  assert batch[b"labels"] == labels
+  assert batch[b"data"].dtype == np.uint8
+  np.testing.assert_array_equal(batch[b"data"], rows)
+  assert batch[b"filenames"] == [b"a.png", b"b.png", b"c.png", b"d.png"]
+
+
+@pytest.mark.parametrize("num_images", [1, 2, 1000, 1001, 2500])
+def test_round_trip_through_restricted_reader(tmp_path, num_images):
+  # 1 and 1001 hit cPickle's single APPEND; 1000 and 2500 its batching.
+  rows = _rows(num_images, seed=num_images)
+  labels = np.arange(num_images) % 10
+  path = str(tmp_path / "data_batch_1")
+  cifar_format.write_batch(path, rows, labels)
+  read_rows, read_labels = cifar_format.read_batch(path)
+  np.testing.assert_array_equal(read_rows, rows)
+  np.testing.assert_array_equal(read_labels, labels)
+  assert read_labels.dtype == np.int32
+  assert pickle.loads(pathlib.Path(path).read_bytes(), encoding="bytes")[
+      b"labels"] == labels.tolist()
+  assert os.listdir(tmp_path) == ["data_batch_1"]  # No temporary file left.
+
+
+def test_meta_round_trip_and_plain_pickle(tmp_path):
+  path = str(tmp_path / "batches.meta")
+  cifar_format.write_meta(path)
+  assert cifar_format.read_meta(path) == cifar_format.CLASS_NAMES
+  meta = pickle.loads(pathlib.Path(path).read_bytes(), encoding="bytes")
+  assert meta == {b"num_cases_per_batch": 10000,
+                  b"label_names": [name.encode()
+                                   for name in cifar_format.CLASS_NAMES],
+                  b"num_vis": 3072}
+  opcodes, globals_ = _opcodes_and_globals(pathlib.Path(path).read_bytes())
+  assert opcodes <= PY2_OPCODES and not globals_
+
+
+def test_reader_loads_old_numpy_name_without_deprecation_warning(tmp_path):
+  path = _write(tmp_path, cifar_format.encode_batch(_rows(2), [1, 2]))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    rows, _ = cifar_format.read_batch(path)
+  assert rows.shape == (2, 3072)
+
+
+def test_reader_accepts_numpy2_module_name(tmp_path):
+  # Protocol 3 from NumPy 2 names numpy._core.multiarray._reconstruct.
+  rows = _rows(2)
+  payload = pickle.dumps({b"data": rows, b"labels": [4, 5]}, protocol=3)
+  _, globals_ = _opcodes_and_globals(payload)
+  assert "numpy._core.multiarray _reconstruct" in globals_
+  read_rows, read_labels = cifar_format.read_batch(_write(tmp_path, payload))
+  np.testing.assert_array_equal(read_rows, rows)
+  np.testing.assert_array_equal(read_labels, [4, 5])
+
+
+def test_os_system_gadget_is_refused_without_running(tmp_path):
+  # First show the gadget is real: plain pickle runs the command.
+  proof = tmp_path / "plain_pickle_ran_it"
+  gadget = cifar_fixtures.os_system_gadget(f"touch {shlex.quote(str(proof))}")
+  pickle.loads(gadget, encoding="bytes")
+  assert proof.exists()
+  marker = tmp_path / "restricted_reader_ran_it"
+  path = _write(tmp_path, cifar_fixtures.os_system_gadget(
+      f"touch {shlex.quote(str(marker))}"))
+  with pytest.raises(cifar_format.FormatError,
+                     match=r"data_batch_1 is not a CIFAR-10 batch and may be "
+                     r"malicious .*os\.system"):
+    cifar_format.read_batch(path)
+  assert not marker.exists()
+
+
+def test_python3_protocol5_numpy_pickle_is_refused(tmp_path):
+  # NumPy 2 at protocol 5 uses numpy._core.numeric._frombuffer: not CIFAR's.
+  payload = pickle.dumps({b"data": _rows(1), b"labels": [0]}, protocol=5)
+  with pytest.raises(cifar_format.FormatError, match="_frombuffer"):
+    cifar_format.read_batch(_write(tmp_path, payload))
+
+
+@pytest.mark.parametrize("cut", [1, 100, 5000, -1])
+def test_truncated_pickle_names_the_file(tmp_path, cut):
+  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  path = _write(tmp_path, payload[:cut])
+  with pytest.raises(cifar_format.FormatError,
+                     match=r"data_batch_1 is not a readable CIFAR-10 batch "
+                     r"\(truncated or corrupt"):
+    cifar_format.read_batch(path)
+
+
+def test_garbage_file_and_missing_file(tmp_path):
+  with pytest.raises(cifar_format.FormatError, match="truncated or corrupt"):
+    cifar_format.read_batch(_write(tmp_path, b"<html>not found</html>"))
+  with pytest.raises(cifar_format.FormatError,
+                     match="Could not read .*nothing"):
+    cifar_format.read_batch(str(tmp_path / "nothing"))
+
+
+def test_wrong_shape_is_reported(tmp_path):
+  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  # Same bytes, shape (2, 3072) patched to (4, 1536): BININT1 2, BININT2 3072.
+  patched = payload.replace(b"K\x02M\x00\x0c\x86", b"K\x04M\x00\x06\x86", 1)
+  assert patched != payload
+  assert pickle.loads(patched, encoding="bytes")[b"data"].shape == (4, 1536)
+  with pytest.raises(cifar_format.FormatError,
+                     match=r"shape \(4, 1536\) .* \(N, 3072\)"):
+    cifar_format.read_batch(_write(tmp_path, patched))
+
+
+def test_wrong_dtype_is_reported(tmp_path):
+  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  patched = payload.replace(b"U\x02u1", b"U\x02i1", 1)  # uint8 -> int8.
+  assert pickle.loads(patched, encoding="bytes")[b"data"].dtype == np.int8
+  with pytest.raises(cifar_format.FormatError, match="type int8"):
+    cifar_format.read_batch(_write(tmp_path, patched))
+
+
+def test_labels_out_of_range_and_wrong_count(tmp_path):
+  path = _write(tmp_path, cifar_format.encode_batch(_rows(3), [1, 10, 2]))
+  with pytest.raises(cifar_format.FormatError,
+                     match=r"data_batch_1 has label 10 at index 1, "
+                     r"outside 0\.\.9"):
+    cifar_format.read_batch(path)
+  payload = pickle.dumps({b"data": _rows(3), b"labels": [1, 2]}, protocol=3)
+  with pytest.raises(cifar_format.FormatError, match="3 images but its labels"):
+    cifar_format.read_batch(_write(tmp_path, payload))
+
+
+def test_not_a_dict_and_bad_meta(tmp_path):
+  with pytest.raises(cifar_format.FormatError, match="expected a dict"):
+    cifar_format.read_batch(_write(tmp_path, pickle.dumps([1, 2], protocol=2)))
+  path = _write(tmp_path, pickle.dumps({b"label_names": []}, protocol=3),
+                name="batches.meta")
+  with pytest.raises(cifar_format.FormatError,
+                     match="batches.meta is not a CIFAR-10 batches.meta"):
+    cifar_format.read_meta(path)

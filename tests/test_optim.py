@@ -1,0 +1,89 @@
+"""RMSProp against TF1's own RMSPropOptimizer, and why Keras's RMSprop differs."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_raw import model as model_lib
+from tf_raw import optim
+
+STEPS = 120
+
+
+def _gradient_sequence(shapes, steps, seed=0):
+  """Per step, one random gradient per variable (some large, some tiny)."""
+  rng = np.random.default_rng(seed)
+  return [[(rng.standard_normal(s) * 10.0 ** rng.integers(-4, 1))
+           .astype(np.float32) for s in shapes] for _ in range(steps)]
+
+
+def _tf1_rmsprop(initial, gradients, momentum):
+  """Applies the gradients with tf.compat.v1.train.RMSPropOptimizer (graph)."""
+  graph = tf.Graph()
+  with graph.as_default():
+    variables = [tf.compat.v1.Variable(v, use_resource=True) for v in initial]
+    grads = [tf.compat.v1.placeholder(tf.float32, v.shape) for v in initial]
+    train_op = tf.compat.v1.train.RMSPropOptimizer(
+        0.001, 0.9, momentum=momentum).apply_gradients(zip(grads, variables))
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for step_grads in gradients:
+        sess.run(train_op, dict(zip(grads, step_grads)))
+      return sess.run(variables)
+
+
+class RMSPropTest(tf.test.TestCase):
+
+  def _check_against_tf1(self, momentum):
+    net = model_lib.ConvNet(seed=0)
+    initial = [v.numpy() for v in net.weights]
+    gradients = _gradient_sequence([v.shape for v in initial], STEPS)
+    expected = _tf1_rmsprop(initial, gradients, momentum)
+    optimizer = optim.RMSProp(net.weights, 0.001, 0.9, momentum, 1e-10)
+    apply = tf.function(optimizer.apply)
+    for step_grads in gradients:
+      apply([tf.constant(g) for g in step_grads])
+    for ours, theirs in zip(net.weights, expected):
+      # The same kernel runs in both, so the results are bit-identical; the
+      # brief's bound is 1e-6.
+      self.assertLessEqual(np.max(np.abs(ours.numpy() - theirs)), 1e-6)
+      self.assertAllEqual(ours, theirs)
+    self.assertNotAllClose(net.weights[0], initial[0])
+
+  def test_matches_tf1_over_many_steps(self):
+    self._check_against_tf1(momentum=0.0)
+
+  def test_matches_tf1_with_momentum(self):
+    self._check_against_tf1(momentum=0.9)
+
+  def test_first_step_matches_hand_computation(self):
+    var = tf.Variable([1.0, -2.0, 3.0])
+    grad = np.array([0.5, -0.1, 2.0], np.float32)
+    optim.RMSProp([var]).apply([tf.constant(grad)])
+    mean_square = 0.9 * 1.0 + 0.1 * grad**2           # The slot starts at ONE.
+    expected = np.array([1.0, -2.0, 3.0]) - 0.001 * grad / np.sqrt(
+        mean_square + 1e-10)
+    self.assertAllClose(var, expected, rtol=1e-6)
+
+  def test_slots_start_at_ones_and_zeros(self):
+    net = model_lib.ConvNet(seed=0)
+    optimizer = optim.RMSProp(net.weights)
+    for ms, mom in zip(optimizer.mean_squares, optimizer.moments):
+      self.assertAllEqual(ms, tf.ones_like(ms))
+      self.assertAllEqual(mom, tf.zeros_like(mom))
+
+  def test_keras_rmsprop_is_a_different_optimizer(self):
+    # Keras 3 starts the mean square at ZEROS (epsilon 1e-7, inside the sqrt):
+    # its first step is lr * g / sqrt(0.1 g^2 + 1e-7) ~ 3.16 * lr * sign(g),
+    # where TF1's is lr * g / sqrt(0.9 + 0.1 g^2) ~ lr * g for small g.
+    grad = np.array([0.01, -0.02, 0.03], np.float32)
+    ours, theirs = tf.Variable(tf.zeros(3)), tf.Variable(tf.zeros(3))
+    optim.RMSProp([ours], 0.001, 0.9).apply([tf.constant(grad)])
+    keras_rmsprop = tf.keras.optimizers.RMSprop(learning_rate=0.001, rho=0.9)
+    keras_rmsprop.apply_gradients([(tf.constant(grad), theirs)])
+
+    keras_expected = -0.001 * grad / np.sqrt(0.1 * grad**2 + 1e-7)
+    tf1_expected = -0.001 * grad / np.sqrt(0.9 + 0.1 * grad**2 + 1e-10)
+    self.assertAllClose(theirs, keras_expected, rtol=1e-5)
+    self.assertAllClose(ours, tf1_expected, rtol=1e-5)
+    # Keras's first step is ~100x larger here: the two do not match.
+    self.assertAllGreater(np.abs(theirs.numpy()) / np.abs(ours.numpy()), 50.0)

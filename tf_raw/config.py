@@ -1,0 +1,56 @@
+"""The training configuration: one frozen dataclass, built once from flags.
+
+The defaults are the original notebook's recipe (or, where the notebook had a
+bug, the fix). `flags/train_flags.py` takes its defaults from here, so the two
+cannot drift apart. Nothing in this module imports TensorFlow or absl (tf_raw.data is numpy only).
+"""
+
+import dataclasses
+from typing import Optional
+
+from tf_raw.data import CIFAR10_URL
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything one training run needs; see `flags/train_flags.py` for help."""
+
+  # Data.
+  dataset: str = "cifar10"  # "cifar10" or "synthetic".
+  data_dir: Optional[str] = None  # Folder with CIFAR-10; None: cache or download.
+  data_url: str = CIFAR10_URL
+  cache_dir: str = "~/.cache/tf_raw"
+  data_layout: str = "nhwc"  # "legacy_reshape" reproduces the notebook's bug.
+  synthetic_train_size: int = 5000
+  synthetic_test_size: int = 1000
+
+  # The notebook's recipe.
+  epochs: int = 50
+  batch_size: int = 128
+  learning_rate: float = 0.001
+  decay: float = 0.9  # RMSProp's rho: the mean-square moving-average decay.
+  momentum: float = 0.0
+  epsilon: float = 1e-10  # Added inside the square root, as TF1 does.
+  keep_prob_conv: float = 0.8  # Dropout keep probability after each conv block.
+  keep_prob_hidden: float = 0.5  # Dropout keep probability after the FC layer.
+  init_stddev: float = 0.01  # Stddev of tf.random.normal for every weight.
+
+  # What the notebook left out, and we add.
+  seed: int = 0
+  shuffle: bool = True  # The notebook never shuffled.
+  drop_remainder: bool = False  # The notebook dropped 80 images per epoch.
+  eval_every: int = 10  # Epochs between test evaluations (0 and last always).
+  eval_batch_size: int = 1000
+  print_predictions: bool = True  # Print predicted labels, as the notebook did.
+
+  # Where the run lives and how it survives interruption.
+  model_dir: str = "runs/cifar10"
+  checkpoint_every_steps: int = 100  # Plus one at the end of every epoch.
+  max_to_keep: int = 3
+  deterministic: bool = False  # tf.config.experimental.enable_op_determinism.
+
+  def __post_init__(self):
+    # Library callers (tests, notebooks) skip flag validation; keep them honest.
+    assert self.batch_size > 0 and self.epochs >= 0, self
+    assert 0.0 < self.keep_prob_conv <= 1.0, self
+    assert 0.0 < self.keep_prob_hidden <= 1.0, self

@@ -1,0 +1,127 @@
+"""The notebook's convolutional network as a `tf.Module` of five plain variables.
+
+TF1 original (one function of placeholders):
+
+    l1 = dropout(max_pool(relu(conv2d(X, W_C1))), p_keep_conv)
+    l2 = dropout(max_pool(relu(conv2d(l1, W_C2))), p_keep_conv)
+    l3 = dropout(max_pool(relu(conv2d(l2, W_C3))), p_keep_conv)
+    l3 = dropout(reshape(l3, [-1, 2048]), p_keep_conv)
+    l4 = dropout(relu(matmul(l3, W_FC)), p_keep_hidden)
+    logits = matmul(l4, W_O)
+
+Here the same ops are called in the same order from `ConvNet.__call__`. Two
+things differ, on purpose:
+
+* TF2's `tf.nn.dropout` takes `rate` (the fraction DROPPED), where TF1 took
+  `keep_prob`; we keep the notebook's keep probabilities and pass
+  `rate = 1 - keep_prob`.
+* Dropout is *stateless*: its random mask is a pure function of a seed tensor
+  (here: the run's seed and the global step). A run restored from a checkpoint
+  therefore draws exactly the masks an uninterrupted run would have drawn.
+
+Variables keep the notebook's names in lowercase (`w_c1` ... `w_o`).
+"""
+
+import tensorflow as tf
+
+IMAGE_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10
+HIDDEN_UNITS = 625
+FLAT_FEATURES = 4 * 4 * 128  # Three 2x2 pools take 32x32 to 4x4; 128 channels.
+
+# Weight shapes, in the notebook's order. Conv kernels are HWIO:
+# [filter_height, filter_width, in_channels, out_channels].
+WEIGHT_SHAPES = {
+    "w_c1": (3, 3, 3, 32),  # The notebook wrote [3, 3, 3, 32, 32] (5-D typo).
+    "w_c2": (3, 3, 32, 64),
+    "w_c3": (3, 3, 64, 128),
+    "w_fc": (FLAT_FEATURES, HIDDEN_UNITS),
+    "w_o": (HIDDEN_UNITS, NUM_CLASSES),
+}
+
+# Each dropout op gets its own stream: seed (run seed, step) folded with this.
+_DROPOUT_STREAMS = ("conv1", "conv2", "conv3", "flat", "hidden")
+
+
+def scale_images(images_uint8):
+  """uint8 [B, 32, 32, 3] in 0..255 -> float32 in [0, 1], as the notebook did."""
+  return tf.cast(images_uint8, tf.float32) / 255.0
+
+
+class ConvNet(tf.Module):
+  """Three conv blocks and two dense layers, no biases: 1,379,274 parameters.
+
+  Attributes:
+    w_c1, w_c2, w_c3: conv kernels, HWIO (see `WEIGHT_SHAPES`).
+    w_fc: [2048, 625] dense weight.
+    w_o: [625, 10] output weight (its matmul gives the logits).
+  """
+
+  def __init__(self, init_stddev=0.01, seed=None, name="conv_net"):
+    """Creates the five weights from `tf.random.normal(stddev=init_stddev)`.
+
+    Args:
+      init_stddev: standard deviation of every weight's normal initialiser
+        (the notebook's `tf.random_normal(shape, stddev=0.01)`).
+      seed: int or None. With an int, the initial weights are a pure function
+        of it (stateless normal, one stream per weight).
+      name: the module's name.
+    """
+    super().__init__(name=name)
+    with self.name_scope:
+      for index, (weight_name, shape) in enumerate(WEIGHT_SHAPES.items()):
+        if seed is None:
+          initial = tf.random.normal(shape, stddev=init_stddev)
+        else:
+          initial = tf.random.stateless_normal(
+              shape, seed=[seed, index], stddev=init_stddev)
+        setattr(self, weight_name, tf.Variable(initial, name=weight_name))
+
+  @property
+  def weights(self):
+    """The five variables in the notebook's order."""
+    return [getattr(self, name) for name in WEIGHT_SHAPES]
+
+  def __call__(self, images, keep_prob_conv=1.0, keep_prob_hidden=1.0,
+               dropout_seed=None):
+    """Computes logits.
+
+    Args:
+      images: float32 [B, 32, 32, 3], values in [0, 1].
+      keep_prob_conv: keep probability of the four conv-side dropouts
+        (Python float; 1.0 skips them, as at test time).
+      keep_prob_hidden: keep probability of the hidden-layer dropout.
+      dropout_seed: int32/int64 tensor of shape [2], required when any keep
+        probability is below 1. The same seed gives the same masks.
+
+    Returns:
+      float32 [B, 10] logits (unnormalised; softmax is in the loss).
+    """
+    def dropout(x, keep_prob, stream):
+      if keep_prob >= 1.0:
+        return x
+      # TF1: tf.nn.dropout(x, keep_prob). TF2: rate = 1 - keep_prob. Kept
+      # values are scaled by 1 / keep_prob in both.
+      op_seed = tf.random.experimental.stateless_fold_in(
+          dropout_seed, _DROPOUT_STREAMS.index(stream))
+      return tf.nn.experimental.stateless_dropout(
+          x, rate=1.0 - keep_prob, seed=op_seed)
+
+    def conv_block(x, kernel, stream):
+      x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME"))
+      x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
+      return dropout(x, keep_prob_conv, stream)
+
+    x = conv_block(images, self.w_c1, "conv1")                 # (B, 16, 16, 32)
+    x = conv_block(x, self.w_c2, "conv2")                      # (B, 8, 8, 64)
+    x = conv_block(x, self.w_c3, "conv3")                      # (B, 4, 4, 128)
+    x = tf.reshape(x, [-1, FLAT_FEATURES])                     # (B, 2048)
+    x = dropout(x, keep_prob_conv, "flat")                     # (B, 2048)
+    x = tf.nn.relu(tf.matmul(x, self.w_fc))                    # (B, 625)
+    x = dropout(x, keep_prob_hidden, "hidden")                 # (B, 625)
+    return tf.matmul(x, self.w_o)                              # (B, 10)
+
+
+def count_parameters(module):
+  """Total number of scalars in `module.trainable_variables`."""
+  return sum(int(tf.size(v)) for v in module.trainable_variables)

@@ -1,0 +1,74 @@
+"""RMSProp with the exact semantics of TF1's `tf.train.RMSPropOptimizer`.
+
+TF1's update for each variable `w` with gradient `g` (defaults in brackets):
+
+    ms  <- decay * ms + (1 - decay) * g**2          ms starts at ONES
+    mom <- momentum * mom + lr * g / sqrt(ms + eps) mom starts at zeros
+    w   <- w - mom
+
+with lr = 0.001, decay = 0.9, momentum = 0, eps = 1e-10 (inside the sqrt).
+
+Keras's `tf.keras.optimizers.RMSprop` is a different optimizer with the same
+name: its mean square starts at ZEROS and its default epsilon is 1e-7 (Keras 3
+adds it inside the square root, as TF1 does; Keras 2 added it outside).
+Starting from zeros makes the first step about 1/sqrt(1 - decay) = 3.2 times
+lr * sign(g), whatever the gradient's size; starting from ones makes TF1's
+first steps tiny (about lr * g), which is why this recipe learns slowly for
+its first few hundred steps.
+
+The update itself is `tf.raw_ops.ResourceApplyRMSProp`, the very kernel TF1's
+optimizer runs, so results match TF1 bit for bit.
+"""
+
+import tensorflow as tf
+
+
+class RMSProp(tf.Module):
+  """TF1 RMSProp: one `ms` (mean square) and one `mom` slot per variable.
+
+  The slots are variables created here, before any `tf.function` traces, and
+  are tracked by `tf.Module` so a `tf.train.Checkpoint` saves them.
+  """
+
+  def __init__(self, variables, learning_rate=0.001, decay=0.9, momentum=0.0,
+               epsilon=1e-10, name="rmsprop"):
+    """Creates the slots.
+
+    Args:
+      variables: list of `tf.Variable` to optimise (order matters: `apply`
+        takes gradients in the same order).
+      learning_rate, decay, momentum, epsilon: as in TF1's RMSPropOptimizer.
+      name: the module's name.
+    """
+    super().__init__(name=name)
+    self.learning_rate = learning_rate
+    self.decay = decay
+    self.momentum = momentum
+    self.epsilon = epsilon
+    with self.name_scope:
+      self.mean_squares = [
+          tf.Variable(tf.ones_like(v), trainable=False,
+                      name=v.name.split(":")[0].split("/")[-1] + "_ms")
+          for v in variables]
+      self.moments = [
+          tf.Variable(tf.zeros_like(v), trainable=False,
+                      name=v.name.split(":")[0].split("/")[-1] + "_mom")
+          for v in variables]
+    self._variables = list(variables)
+
+  def apply(self, gradients):
+    """Updates every variable in place with its gradient.
+
+    Args:
+      gradients: list of float32 tensors, one per variable, same order.
+    """
+    for var, ms, mom, grad in zip(self._variables, self.mean_squares,
+                                  self.moments, gradients):
+      # One fused kernel per variable, shared with TF1; see the module doc.
+      tf.raw_ops.ResourceApplyRMSProp(
+          var=var.handle, ms=ms.handle, mom=mom.handle,
+          lr=tf.constant(self.learning_rate, var.dtype),
+          rho=tf.constant(self.decay, var.dtype),
+          momentum=tf.constant(self.momentum, var.dtype),
+          epsilon=tf.constant(self.epsilon, var.dtype),
+          grad=grad)

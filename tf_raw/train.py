@@ -1,0 +1,44 @@
+r"""Trains the notebook's CIFAR-10 network: `python -m tf_raw.train --epochs=50`.
+
+Every setting is a flag (`--helpfull` lists them with the notebook's values).
+The run lives in `--model_dir`: checkpoints and `metrics.jsonl`. Running the
+same command again continues from the latest checkpoint.
+
+Reproduce the notebook, bugs included:
+
+    python -m tf_raw.train --data_layout=legacy_reshape --noshuffle \
+        --drop_remainder
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from flags import train_flags  # pylint: disable=g-bad-import-order
+from tf_raw import cli
+
+# Show the training flags in this program's --helpshort.
+flags.adopt_module_key_flags(train_flags)
+
+
+def main(argv):
+  cli.reject_extra_arguments(argv)
+  config = train_flags.to_config()
+  # Heavy imports after flag parsing, so --help and usage errors are instant.
+  from tf_raw import data  # pylint: disable=g-import-not-at-top
+  from tf_raw import training  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  tf.get_logger().setLevel("WARNING")  # No per-checkpoint INFO lines.
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  with cli.user_errors(data.DataError, training.TrainingError):
+    dataset = data.load(config)
+    os.makedirs(config.model_dir, exist_ok=True)
+    trainer = training.Trainer(config, dataset)
+    trainer.run()
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags_or_exit)
