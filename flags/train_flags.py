@@ -77,6 +77,11 @@ INIT_STDDEV = flags.DEFINE_float(
     "init_stddev", _D.init_stddev,
     "Standard deviation of the normal initialiser of every weight. "
     "Notebook: 0.01.", lower_bound=0.0)
+EMA_DECAY = flags.DEFINE_float(
+    "ema_decay", _D.ema_decay,
+    "Evaluate with an exponential moving average of the weights with this "
+    "decay per step, in [0, 1); 0 evaluates the raw weights. Notebook: 0 "
+    "(raw weights).", lower_bound=0.0, upper_bound=1.0)
 
 # What the notebook left out.
 SEED = flags.DEFINE_integer(
@@ -135,6 +140,10 @@ flags.register_validator(
     "drop rate.")
 flags.register_validator(
     "decay", lambda v: v < 1.0, "--decay must be below 1 (0.9 is usual).")
+flags.register_validator(
+    "ema_decay", lambda v: v < 1.0,
+    "--ema_decay must be below 1 (0.999 averages over about 1,000 steps; 0 "
+    "turns averaging off).")
 flags.register_validator(
     "momentum", lambda v: v < 1.0, "--momentum must be below 1.")
 flags.register_validator(

@@ -87,3 +87,41 @@ class RMSPropTest(tf.test.TestCase):
     self.assertAllClose(ours, tf1_expected, rtol=1e-5)
     # Keras's first step is ~100x larger here: the two do not match.
     self.assertAllGreater(np.abs(theirs.numpy()) / np.abs(ours.numpy()), 50.0)
+
+
+class MovingAverageTest(tf.test.TestCase):
+
+  def test_matches_hand_computation_with_tf1_num_updates_schedule(self):
+    variable = tf.Variable([0.0, 0.0])
+    average = tf.Variable([1.0, -1.0])
+    expected = np.array([1.0, -1.0])
+    for step in range(5):
+      value = np.array([step, 2.0 * step], np.float32)
+      variable.assign(value)
+      optim.update_moving_average([average], [variable], 0.999, step)
+      decay = min(0.999, (1.0 + step) / (10.0 + step))
+      expected = decay * expected + (1 - decay) * value
+    self.assertAllClose(average, expected, rtol=1e-6)
+
+  def test_matches_tf1_exponential_moving_average(self):
+    # The oracle: TF1's own tf.train.ExponentialMovingAverage with num_updates.
+    values = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+      var = tf.compat.v1.Variable(values[0], use_resource=True)
+      step = tf.compat.v1.placeholder(tf.int64, [])
+      new_value = tf.compat.v1.placeholder(tf.float32, [4])
+      assign = var.assign(new_value)
+      ema = tf.compat.v1.train.ExponentialMovingAverage(0.9, num_updates=step)
+      update = ema.apply([var])
+      with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for index, value in enumerate(values):
+          sess.run(assign, {new_value: value})
+          sess.run(update, {step: index})
+        expected = sess.run(ema.average(var))
+    ours_var, ours_avg = tf.Variable(values[0]), tf.Variable(values[0])
+    for index, value in enumerate(values):
+      ours_var.assign(value)
+      optim.update_moving_average([ours_avg], [ours_var], 0.9, index)
+    self.assertAllClose(ours_avg, expected, rtol=1e-6, atol=1e-7)

@@ -134,3 +134,27 @@ class LearningTest(tf.test.TestCase):
     trainer = training.Trainer(config, dataset, out=lambda line: None)
     accuracy = trainer.run()
     self.assertGreater(accuracy, 0.6)  # Chance is 0.1.
+
+
+class MovingAverageTrainerTest(tf.test.TestCase):
+
+  def test_predict_uses_the_averaged_weights(self):
+    dataset = data.synthetic(num_train=64, num_test=32, seed=1)
+    trainer = training.Trainer(
+        _config(os.path.join(self.get_temp_dir(), "ema"), epochs=1,
+                learning_rate=0.01), dataset, out=lambda line: None)
+    trainer.run()
+    averaged = trainer.average_model(
+        tf.cast(dataset.test_images, tf.float32) / 255.0)
+    self.assertAllEqual(trainer.predict(dataset.test_images),
+                        tf.argmax(averaged, axis=1, output_type=tf.int32))
+    for raw, average in zip(trainer.model.weights,
+                            trainer.average_model.weights):
+      self.assertTrue(np.any(raw.numpy() != average.numpy()))
+
+  def test_zero_decay_evaluates_the_raw_weights(self):
+    dataset = data.synthetic(num_train=64, num_test=32, seed=1)
+    trainer = training.Trainer(
+        _config(os.path.join(self.get_temp_dir(), "raw"), epochs=1,
+                ema_decay=0.0), dataset, out=lambda line: None)
+    self.assertIsNone(trainer.average_model)

@@ -34,6 +34,9 @@ class TrainConfig:
   keep_prob_conv: float = 0.8  # Dropout keep probability after each conv block.
   keep_prob_hidden: float = 0.5  # Dropout keep probability after the FC layer.
   init_stddev: float = 0.01  # Stddev of tf.random.normal for every weight.
+  # Evaluate with a moving average of the weights (0: the raw weights, as the
+  # notebook did); smooths the noisy last epochs of constant-rate RMSProp.
+  ema_decay: float = 0.999
 
   # What the notebook left out, and we add.
   seed: int = 0
@@ -54,3 +57,4 @@ class TrainConfig:
     assert self.batch_size > 0 and self.epochs >= 0, self
     assert 0.0 < self.keep_prob_conv <= 1.0, self
     assert 0.0 < self.keep_prob_hidden <= 1.0, self
+    assert 0.0 <= self.ema_decay < 1.0, self

@@ -6,7 +6,8 @@ Public pieces:
   and the checkpoint; `trainer.run()` trains to `config.epochs`, resuming from
   `config.model_dir` if a checkpoint is there.
 * `Trainer.train_step(images_uint8, labels)`: one RMSProp step, traced once.
-* `Trainer.predict(images_uint8)`: class ids, dropout off, traced once.
+* `Trainer.predict(images_uint8)`: class ids, dropout off, traced once; with
+  `config.ema_decay > 0` it uses the moving average of the weights.
 * `epoch_order(seed, epoch, num_images, shuffle)`: the data order of an epoch.
 
 How this maps to the notebook's TF1 loop:
@@ -119,6 +120,12 @@ class Trainer:
         config.momentum, config.epsilon)
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
                                    name="global_step")
+    # The weights' moving average, for evaluation: a second ConvNet with the
+    # same seed, so it starts equal to the model.
+    self.average_model = None
+    if config.ema_decay > 0:
+      self.average_model = model_lib.ConvNet(
+          config.init_stddev, seed=config.seed, name="average_model")
     # Sum of this epoch's losses, read once per epoch (no host sync per step).
     self.epoch_loss_sum = tf.Variable(0.0, trainable=False,
                                       name="epoch_loss_sum")
@@ -131,10 +138,15 @@ class Trainer:
     self.train_step = tf.function(
         self._train_step, input_signature=[image_spec, label_spec])
     self.predict = tf.function(self._predict, input_signature=[image_spec])
+    self.predict_raw = tf.function(
+        lambda images: self._predict(images, self.model),
+        input_signature=[image_spec])
 
     self.checkpoint = tf.train.Checkpoint(
         model=self.model, optimizer=self.optimizer,
         global_step=self.global_step, epoch_loss_sum=self.epoch_loss_sum)
+    if self.average_model is not None:
+      self.checkpoint.average_model = self.average_model
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, config.model_dir, max_to_keep=config.max_to_keep)
 
@@ -162,6 +174,10 @@ class Trainer:
       loss = tf.nn.compute_average_loss(per_image)
     gradients = tape.gradient(loss, self.model.weights)
     self.optimizer.apply(gradients)
+    if self.average_model is not None:
+      optim.update_moving_average(self.average_model.weights,
+                                  self.model.weights, config.ema_decay,
+                                  self.global_step)
 
     self.first_nonfinite_step.assign(tf.where(
         tf.math.is_finite(loss) | (self.first_nonfinite_step >= 0),
@@ -170,15 +186,19 @@ class Trainer:
     self.global_step.assign_add(1)
     return loss
 
-  def _predict(self, images_uint8):
+  def _predict(self, images_uint8, model=None):
     """int32 [B] predicted class ids for uint8 [B, 32, 32, 3]; no dropout."""
-    logits = self.model(model_lib.scale_images(images_uint8))
+    model = model or self.average_model or self.model
+    logits = model(model_lib.scale_images(images_uint8))
     return tf.argmax(logits, axis=1, output_type=tf.int32)
 
   # ----------------------------------------------------------- evaluation --
 
-  def evaluate(self):
+  def evaluate(self, predict=None):
     """Predicts every test image in batches.
+
+    Args:
+      predict: the traced prediction function (default `self.predict`).
 
     Returns:
       (accuracy, per_class_accuracy [num_classes], predictions int32 [M]).
@@ -186,7 +206,7 @@ class Trainer:
     images, labels = self.dataset.test_images, self.dataset.test_labels
     batch = self.config.eval_batch_size
     predictions = np.concatenate([
-        self.predict(images[start:start + batch]).numpy()
+        (predict or self.predict)(images[start:start + batch]).numpy()
         for start in range(0, len(labels), batch)])
     correct = predictions == labels
     per_class = np.array([
@@ -299,6 +319,11 @@ class Trainer:
     record = {"epoch": epoch, "step": step, "accuracy": accuracy,
               "per_class_accuracy": dict(zip(names, per_class.tolist())),
               "test_images": int(len(predictions)), "time": time.time()}
+    if self.average_model is not None:
+      # Also the raw weights, as the notebook evaluated them.
+      record["raw_weights_accuracy"] = self.evaluate(self.predict_raw)[0]
+      self.out(f"(moving-average weights; raw weights: "
+               f"{record['raw_weights_accuracy']})")
     with open(os.path.join(self.config.model_dir, METRICS_FILE), "a") as f:
       f.write(json.dumps(record) + "\n")
     return accuracy
