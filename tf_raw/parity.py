@@ -65,67 +65,83 @@ def run(config, dataset, out=print):
   steps_per_epoch = training.steps_per_epoch(
       len(labels), recipe.batch_size, recipe.drop_remainder)
   with tempfile.TemporaryDirectory() as scratch_dir:
-    tf2_recipe = dataclasses.replace(recipe, model_dir=scratch_dir)
-    if config.trap == "keras_rmsprop":
-      tf2_recipe = dataclasses.replace(tf2_recipe, epsilon=KERAS_EPSILON)
-    trainer = training.Trainer(tf2_recipe, dataset, out=lambda line: None)
-    if config.trap == "keras_rmsprop":
-      for mean_square in trainer.optimizer.mean_squares:
-        mean_square.assign(np.zeros(mean_square.shape, np.float32))
+    trainer = _tf2_trainer(config, dataset, scratch_dir)
     tf1 = tf1_graph.TF1Graph(
         [w.numpy() for w in trainer.model.weights], recipe.learning_rate,
         recipe.decay, recipe.momentum, recipe.epsilon, seed=recipe.seed)
+    try:
+      summary = _lockstep(config, dataset, trainer, tf1, steps_per_epoch,
+                          out)
+    finally:
+      tf1.close()
+  return summary
 
-    dropout = ("off" if recipe.keep_prob_conv == recipe.keep_prob_hidden == 1
-               else f"ON (keep {recipe.keep_prob_conv:g} and "
-               f"{recipe.keep_prob_hidden:g}: TF1's stateful and TF2's "
-               "stateless masks differ, so expect divergence)")
-    out("TF2: training.Trainer.train_step (tf.function, GradientTape); "
-        "TF1: tf1_graph.TF1Graph (Session.run, feed_dict).")
-    out(f"Same initial weights (seed {recipe.seed}), same {config.steps} "
-        f"batches of {recipe.batch_size} {recipe.dataset} images; dropout "
-        f"{dropout}; oneDNN {'on' if onednn_enabled() else 'off'}.")
-    if config.trap != "none":
-      out(f"--trap={config.trap}: the TF2 side starts RMSProp's mean square "
-          f"at zeros with epsilon {KERAS_EPSILON:g}, as Keras's RMSprop does.")
-    out(f"{'step':>5}   {'loss TF2':<10}  {'loss TF1':<10}  "
-        f"{'|loss diff|':<11}  max |weight diff|")
 
-    worst = {"loss": (0.0, 0), "weights": (0.0, 0)}
-    for step in range(1, config.steps + 1):
-      epoch, batch = divmod(step - 1, steps_per_epoch)
-      order = training.epoch_order(recipe.seed, epoch, len(labels),
-                                   recipe.shuffle)
-      index = order[batch * recipe.batch_size:
-                    (batch + 1) * recipe.batch_size]
-      loss_tf2 = float(trainer.train_step(images[index], labels[index]))
-      loss_tf1 = tf1.train_step(images[index], labels[index],
-                                recipe.keep_prob_conv, recipe.keep_prob_hidden)
-      loss_diff = abs(loss_tf2 - loss_tf1)
-      weight_diff = _max_difference(
-          [w.numpy() for w in trainer.model.weights], tf1.weights())
-      worst["loss"] = max(worst["loss"], (loss_diff, step))
-      worst["weights"] = max(worst["weights"], (weight_diff, step))
-      out(f"{step:>5}   {loss_tf2:<10.7f}  {loss_tf1:<10.7f}  "
-          f"{_g(loss_diff):<11}  {_g(weight_diff)}")
+def _tf2_trainer(config, dataset, scratch_dir):
+  """The real TF2 Trainer (checkpoints into scratch_dir), trap included."""
+  recipe = dataclasses.replace(config.train, model_dir=scratch_dir)
+  if config.trap == "keras_rmsprop":
+    recipe = dataclasses.replace(recipe, epsilon=KERAS_EPSILON)
+  trainer = training.Trainer(recipe, dataset, out=lambda line: None)
+  if config.trap == "keras_rmsprop":
+    for mean_square in trainer.optimizer.mean_squares:
+      mean_square.assign(np.zeros(mean_square.shape, np.float32))
+  return trainer
 
-    slots = tf1.slots()
-    rms_diff = _max_difference(
-        [v.numpy() for v in trainer.optimizer.mean_squares], slots["rms"])
-    momentum_diff = _max_difference(
-        [v.numpy() for v in trainer.optimizer.moments], slots["momentum"])
-    out(f"RMSProp slots after step {config.steps}: max |rms diff| "
-        f"{_g(rms_diff)}, max |momentum diff| {_g(momentum_diff)}.")
 
-    test_images = dataset.test_images
-    batch = recipe.eval_batch_size
-    predictions_tf2 = np.concatenate([
-        trainer.predict(test_images[start:start + batch]).numpy()
-        for start in range(0, len(test_images), batch)])
-    predictions_tf1 = tf1.predict(test_images, batch_size=batch)
-    agree = int(np.sum(predictions_tf2 == predictions_tf1))
-    out(f"Test predictions: {agree} of {len(test_images)} agree.")
-    tf1.close()
+def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
+  """The body of `run`: steps both, prints, compares; returns the summary."""
+  recipe = config.train
+  images, labels = dataset.train_images, dataset.train_labels
+  dropout = ("off" if recipe.keep_prob_conv == recipe.keep_prob_hidden == 1
+             else f"ON (keep {recipe.keep_prob_conv:g} and "
+             f"{recipe.keep_prob_hidden:g}: TF1's stateful and TF2's "
+             "stateless masks differ, so expect divergence)")
+  out("TF2: training.Trainer.train_step (tf.function, GradientTape); "
+      "TF1: tf1_graph.TF1Graph (Session.run, feed_dict).")
+  out(f"Same initial weights (seed {recipe.seed}), same {config.steps} "
+      f"batches of {recipe.batch_size} {recipe.dataset} images; dropout "
+      f"{dropout}; oneDNN {'on' if onednn_enabled() else 'off'}.")
+  if config.trap != "none":
+    out(f"--trap={config.trap}: the TF2 side starts RMSProp's mean square "
+        f"at zeros with epsilon {KERAS_EPSILON:g}, as Keras's RMSprop does.")
+  out(f"{'step':>5}   {'loss TF2':<10}  {'loss TF1':<10}  "
+      f"{'|loss diff|':<11}  max |weight diff|")
+
+  worst = {"loss": (0.0, 0), "weights": (0.0, 0)}
+  for step in range(1, config.steps + 1):
+    epoch, batch = divmod(step - 1, steps_per_epoch)
+    order = training.epoch_order(recipe.seed, epoch, len(labels),
+                                 recipe.shuffle)
+    index = order[batch * recipe.batch_size:
+                  (batch + 1) * recipe.batch_size]
+    loss_tf2 = float(trainer.train_step(images[index], labels[index]))
+    loss_tf1 = tf1.train_step(images[index], labels[index],
+                              recipe.keep_prob_conv, recipe.keep_prob_hidden)
+    loss_diff = abs(loss_tf2 - loss_tf1)
+    weight_diff = _max_difference(
+        [w.numpy() for w in trainer.model.weights], tf1.weights())
+    worst["loss"] = max(worst["loss"], (loss_diff, step))
+    worst["weights"] = max(worst["weights"], (weight_diff, step))
+    out(f"{step:>5}   {loss_tf2:<10.7f}  {loss_tf1:<10.7f}  "
+        f"{_g(loss_diff):<11}  {_g(weight_diff)}")
+
+  slots = tf1.slots()
+  rms_diff = _max_difference(
+      [v.numpy() for v in trainer.optimizer.mean_squares], slots["rms"])
+  momentum_diff = _max_difference(
+      [v.numpy() for v in trainer.optimizer.moments], slots["momentum"])
+  out(f"RMSProp slots after step {config.steps}: max |rms diff| "
+      f"{_g(rms_diff)}, max |momentum diff| {_g(momentum_diff)}.")
+
+  test_images = dataset.test_images
+  batch = recipe.eval_batch_size
+  predictions_tf2 = np.concatenate([
+      trainer.predict(test_images[start:start + batch]).numpy()
+      for start in range(0, len(test_images), batch)])
+  predictions_tf1 = tf1.predict(test_images, batch_size=batch)
+  agree = int(np.sum(predictions_tf2 == predictions_tf1))
+  out(f"Test predictions: {agree} of {len(test_images)} agree.")
 
   largest = max(worst["loss"][0], worst["weights"][0], rms_diff,
                 momentum_diff)

@@ -259,8 +259,8 @@ class TF1Graph:
     Args:
       images: the images.
       batch_size: None runs them all in one batch, as the notebook did with
-        its 10,000 test images (about 1.5 GB of activations); a number splits
-        them (same results, bounded memory).
+        its 10,000 test images (conv1's output alone is then 1.3 GB); a
+        number splits them (same results, bounded memory).
 
     Returns:
       int64 [B] class ids (`tf.argmax` returns int64).
