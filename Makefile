@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Extra flags for the program, e.g. make train ARGS="--epochs=5".
 ARGS   ?=
 
-.PHONY: help install train test bench clean
+.PHONY: help install train test bench clean compare graph
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -22,6 +22,12 @@ $(STAMP): requirements.txt requirements-test.txt
 
 train: install  ## Train 50 epochs on CIFAR-10 (downloaded if not cached).
 	$(PY) -m tf_raw.train $(ARGS)
+
+compare: install  ## Run the notebook's TF1 graph beside the TF2 code, step by step.
+	$(PY) -m tf_raw.compare $(ARGS)
+
+graph: install  ## Print one training step's op graph: shapes, parameters, FLOPs.
+	$(PY) -m tf_raw.graph $(ARGS)
 
 test: install  ## Run the offline test suite.
 	$(PY) -m pytest $(ARGS)

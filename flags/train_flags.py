@@ -125,6 +125,14 @@ DETERMINISTIC = flags.DEFINE_bool(
     "Make TensorFlow's kernels deterministic (slower), so a resumed run is "
     "bit-identical to an uninterrupted one.")
 
+API = flags.DEFINE_enum(
+    "api", _D.api, ["v2", "v1"],
+    "Which implementation trains. v2: this project's TF2 code (tf.function, "
+    "GradientTape, checkpoints and resume); v1: the notebook's own TF1 graph "
+    "(tf.compat.v1 Session and feed_dict; same data, batches and output "
+    "lines, no checkpoints; TF2-only flags are listed as ignored). "
+    "Notebook: v1.")
+
 
 def _in_unit_interval(value):
   return value is not None and 0.0 < value <= 1.0

@@ -52,9 +52,23 @@ class TrainConfig:
   max_to_keep: int = 3
   deterministic: bool = False  # tf.config.experimental.enable_op_determinism.
 
+  # Which implementation trains: "v2" (this project's TF2 code) or "v1" (the
+  # notebook's own TF1 graph, tf_raw/tf1_graph.py, run by tf_raw/train_v1.py).
+  api: str = "v2"
+
   def __post_init__(self):
     # Library callers (tests, notebooks) skip flag validation; keep them honest.
     assert self.batch_size > 0 and self.epochs >= 0, self
     assert 0.0 < self.keep_prob_conv <= 1.0, self
     assert 0.0 < self.keep_prob_hidden <= 1.0, self
     assert 0.0 <= self.ema_decay < 1.0, self
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+  """A run of `python -m tf_raw.compare`; see `flags/compare_flags.py`."""
+
+  train: TrainConfig  # Data, batches, recipe and seed shared by both sides.
+  steps: int = 50
+  tolerance: float = 1e-6  # Largest |difference| allowed; 0: bit-identical.
+  trap: str = "none"  # "keras_rmsprop": a porting mistake on the TF2 side.

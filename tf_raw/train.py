@@ -8,6 +8,11 @@ Reproduce the notebook, bugs included:
 
     python -m tf_raw.train --data_layout=legacy_reshape --noshuffle \
         --drop_remainder
+
+Train with the notebook's own TF1 graph (Session, feed_dict) instead, on the
+same flags, data and batches (tf_raw/train_v1.py):
+
+    python -m tf_raw.train --api=v1
 """
 
 import os
@@ -36,6 +41,10 @@ def main(argv):
   with cli.user_errors(data.DataError, training.TrainingError):
     dataset = data.load(config)
     os.makedirs(config.model_dir, exist_ok=True)
+    if config.api == "v1":
+      from tf_raw import train_v1  # pylint: disable=g-import-not-at-top
+      train_v1.run(config, dataset)
+      return
     trainer = training.Trainer(config, dataset)
     trainer.run()
 
