@@ -31,7 +31,8 @@ DATA_URL = flags.DEFINE_string(
     "(http or https URL).")
 CACHE_DIR = flags.DEFINE_string(
     "cache_dir", _D.cache_dir,
-    "Folder where downloaded and extracted CIFAR-10 is kept between runs.")
+    "Folder where downloaded and extracted CIFAR-10, and the decoded images "
+    "of --data_dir image folders, are kept between runs.")
 DATA_LAYOUT = flags.DEFINE_enum(
     "data_layout", _D.data_layout, ["nhwc", "legacy_reshape"],
     "How CIFAR's channels-first rows become NHWC images. nhwc: transpose "

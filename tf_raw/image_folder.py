@@ -47,11 +47,6 @@ CACHE_SUBDIR = "image-folders"
 _CACHE_FORMAT = "tf_raw image folder cache v1"  # Part of the fingerprint.
 
 
-def is_image_folder(folder):
-  """True when `folder` has a train/ subfolder (and is not CIFAR-10's files)."""
-  return os.path.isdir(os.path.join(folder, TRAIN_DIRNAME))
-
-
 # ---------------------------------------------------------------------------
 # Decoding one image.
 
@@ -170,12 +165,13 @@ def _list_split(split_folder, class_names=None):
   return class_names, paths, np.array(labels, np.int32)
 
 
-def fingerprint(paths):
-  """Hex digest of every path's name, size and modification time."""
+def fingerprint(folder, paths):
+  """Hex digest of every file's name (relative to folder), size and mtime."""
   digest = hashlib.sha256(_CACHE_FORMAT.encode())
   for path in paths:
     stat = os.stat(path)
-    digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    name = os.path.relpath(path, folder)
+    digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
   return digest.hexdigest()[:24]
 
 
@@ -264,7 +260,7 @@ def load(folder, validation_split=0.1, cache_dir="~/.cache/tf_raw"):
   cache_path = None
   if cache_dir:
     cache_path = os.path.join(os.path.expanduser(cache_dir), CACHE_SUBDIR,
-                              fingerprint(all_paths) + ".npz")
+                              fingerprint(folder, all_paths) + ".npz")
   cached = _read_cache(cache_path) if cache_path else None
   if cached is not None and len(cached["images"]) == len(all_paths):
     images = cached["images"]

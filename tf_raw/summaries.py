@@ -126,7 +126,6 @@ class TensorBoard(hooks.Hook):
         os.path.join(self.model_dir, TRAIN_RUN))
     self.test_writer = tf.summary.create_file_writer(
         os.path.join(self.model_dir, TEST_RUN))
-    self._window = None
     with self.train_writer.as_default():
       self._write_samples(trainer.dataset, step)
     # Records the graph of whatever function runs next: the first train step.
