@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 # Extra flags for the program, e.g. make train ARGS="--epochs=5".
 ARGS   ?=
 
-.PHONY: help install train test bench clean compare graph
+# Where `make tensorboard` looks for runs (each run's train/ and test/).
+LOGDIR ?= runs
+
+.PHONY: help install train test bench clean compare graph tensorboard explore export predict
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -31,6 +34,22 @@ graph: install  ## Print one training step's op graph: shapes, parameters, FLOPs
 
 test: install  ## Run the offline test suite.
 	$(PY) -m pytest $(ARGS)
+
+tensorboard: install  ## Show the runs in runs/ in TensorBoard (pip install tensorboard).
+	@$(PY) -c "import tensorboard" 2>/dev/null || { \
+	  echo "TensorBoard is not installed (tf_raw does not need it): run" \
+	       "'$(PY) -m pip install tensorboard', then 'make tensorboard' again."; \
+	  exit 1; }
+	$(PY) -m tensorboard.main --logdir=$(LOGDIR) $(ARGS)
+
+explore: install  ## Print the data's shapes and counts, draw runs/samples.png.
+	$(PY) -m tf_raw.explore $(ARGS)
+
+export: install  ## SavedModel from a run: ARGS="--model_dir=DIR --export_dir=OUT".
+	$(PY) -m tf_raw.export $(ARGS)
+
+predict: install  ## Top-3 classes: ARGS="--model_dir=DIR --image=a.png".
+	$(PY) -m tf_raw.predict $(ARGS)
 
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs

@@ -22,7 +22,8 @@ DATASET = flags.DEFINE_enum(
     "Notebook: cifar10.")
 DATA_DIR = flags.DEFINE_string(
     "data_dir", _D.data_dir,
-    "Folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz. "
+    "Folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz, or your "
+    "own images as train/<class>/*.jpg|png (and optionally test/<class>/). "
     "Default: look in --cache_dir and the Keras cache, else download.")
 DATA_URL = flags.DEFINE_string(
     "data_url", _D.data_url,
@@ -30,7 +31,8 @@ DATA_URL = flags.DEFINE_string(
     "(http or https URL).")
 CACHE_DIR = flags.DEFINE_string(
     "cache_dir", _D.cache_dir,
-    "Folder where downloaded and extracted CIFAR-10 is kept between runs.")
+    "Folder where downloaded and extracted CIFAR-10, and the decoded images "
+    "of --data_dir image folders, are kept between runs.")
 DATA_LAYOUT = flags.DEFINE_enum(
     "data_layout", _D.data_layout, ["nhwc", "legacy_reshape"],
     "How CIFAR's channels-first rows become NHWC images. nhwc: transpose "
@@ -42,6 +44,11 @@ SYNTHETIC_TRAIN_SIZE = flags.DEFINE_integer(
 SYNTHETIC_TEST_SIZE = flags.DEFINE_integer(
     "synthetic_test_size", _D.synthetic_test_size,
     "Test images in --dataset=synthetic.", lower_bound=1)
+VALIDATION_SPLIT = flags.DEFINE_float(
+    "validation_split", _D.validation_split,
+    "With --data_dir=<your images> and no test/ folder: the fraction of each "
+    "class held out for evaluation (a fixed seeded split), in (0, 1).",
+    lower_bound=0.0, upper_bound=1.0)
 
 # The notebook's recipe.
 EPOCHS = flags.DEFINE_integer(
@@ -120,6 +127,11 @@ CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
 MAX_TO_KEEP = flags.DEFINE_integer(
     "max_to_keep", _D.max_to_keep, "How many recent checkpoints to keep.",
     lower_bound=1)
+LOG_EVERY_STEPS = flags.DEFINE_integer(
+    "log_every_steps", _D.log_every_steps,
+    "Write TensorBoard scalars (model_dir/train, model_dir/test) and, off a "
+    "terminal, a progress line every this many steps, besides each epoch's "
+    "end (0: only at epoch ends).", lower_bound=0)
 DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", _D.deterministic,
     "Make TensorFlow's kernels deterministic (slower), so a resumed run is "
@@ -160,7 +172,8 @@ flags.register_validator(
 flags.register_validator(
     "data_dir", lambda v: v is None or os.path.exists(os.path.expanduser(v)),
     "--data_dir must be an existing folder holding cifar-10-batches-py/ or "
-    "cifar-10-python.tar.gz (or that archive itself).")
+    "cifar-10-python.tar.gz (or that archive itself), or train/<class>/ "
+    "image folders.")
 
 
 def to_config():

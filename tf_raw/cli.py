@@ -37,6 +37,13 @@ def reject_extra_arguments(argv):
     sys.exit(2)
 
 
+def usage_error(argv, message):
+  """Exits 2 with `message` (no final period), as a bad flag does."""
+  print(f"{_program_name(argv)}: error: {message}. See --helpshort.",
+        file=sys.stderr)
+  sys.exit(2)
+
+
 @contextlib.contextmanager
 def user_errors(*error_types):
   """Turns the given exception types into one line on stderr and exit 1."""
@@ -46,3 +53,25 @@ def user_errors(*error_types):
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)
 
+
+
+def program_flag_lines(module_name):
+  """The program's flags as "--name=value" lines, for a --flagfile.
+
+  Args:
+    module_name: the program's `__name__` ("__main__" when run with -m);
+      its key flags are its own and those it adopted, not absl's or
+      TensorFlow's.
+
+  Returns:
+    Sorted list of str; flags whose value is None (unset) are left out.
+  """
+  lines = []
+  for flag in sorted(flags.FLAGS.get_key_flags_for_module(module_name),
+                     key=lambda flag: flag.name):
+    if flag.name in ("flagfile", "undefok"):
+      continue
+    serialized = flag.serialize()
+    if serialized:
+      lines.append(serialized)
+  return lines

@@ -17,12 +17,16 @@ class TrainConfig:
 
   # Data.
   dataset: str = "cifar10"  # "cifar10" or "synthetic".
-  data_dir: Optional[str] = None  # Folder with CIFAR-10; None: cache or download.
+  # Folder with CIFAR-10, or with train/<class>/ images; None: cache or download.
+  data_dir: Optional[str] = None
   data_url: str = CIFAR10_URL
   cache_dir: str = "~/.cache/tf_raw"
   data_layout: str = "nhwc"  # "legacy_reshape" reproduces the notebook's bug.
   synthetic_train_size: int = 5000
   synthetic_test_size: int = 1000
+  # Your own images (data_dir/train/<class>/...) without a test/ folder: the
+  # fraction of each class held out for evaluation.
+  validation_split: float = 0.1
 
   # The notebook's recipe.
   epochs: int = 50
@@ -51,6 +55,7 @@ class TrainConfig:
   checkpoint_every_steps: int = 100  # Plus one at the end of every epoch.
   max_to_keep: int = 3
   deterministic: bool = False  # tf.config.experimental.enable_op_determinism.
+  log_every_steps: int = 100  # TensorBoard scalars (and plain progress lines).
 
   # Which implementation trains: "v2" (this project's TF2 code) or "v1" (the
   # notebook's own TF1 graph, tf_raw/tf1_graph.py, run by tf_raw/train_v1.py).

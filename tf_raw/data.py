@@ -440,10 +440,13 @@ DATASETS = ("cifar10", "synthetic")
 def load(config):
   """Loads the dataset a `config.TrainConfig` names (cifar10 or synthetic).
 
+  A --data_dir holding a train/ folder of class folders is your own images
+  (see `tf_raw/image_folder.py`), not CIFAR-10.
+
   Args:
     config: any object with the TrainConfig data fields (dataset, data_dir,
       cache_dir, data_url, data_layout, synthetic_train_size,
-      synthetic_test_size, seed).
+      synthetic_test_size, seed, validation_split).
 
   Returns:
     A `Dataset`.
@@ -451,6 +454,12 @@ def load(config):
   if config.dataset == "synthetic":
     return synthetic(config.synthetic_train_size, config.synthetic_test_size,
                      seed=config.seed)
+  if config.dataset == "cifar10" and config.data_dir and os.path.isdir(
+      os.path.join(os.path.expanduser(config.data_dir), "train")):
+    # Imported here: decoding needs TensorFlow, the rest of this module not.
+    from tf_raw import image_folder  # pylint: disable=g-import-not-at-top
+    return image_folder.load(config.data_dir, config.validation_split,
+                             config.cache_dir)
   if config.dataset == "cifar10":
     return load_cifar10(config.data_dir, config.cache_dir, config.data_url,
                         layout=config.data_layout)

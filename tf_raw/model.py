@@ -57,7 +57,8 @@ class ConvNet(tf.Module):
     w_o: [625, 10] output weight (its matmul gives the logits).
   """
 
-  def __init__(self, init_stddev=0.01, seed=None, name="conv_net"):
+  def __init__(self, init_stddev=0.01, seed=None, name="conv_net",
+               num_classes=NUM_CLASSES):
     """Creates the five weights from `tf.random.normal(stddev=init_stddev)`.
 
     Args:
@@ -66,10 +67,14 @@ class ConvNet(tf.Module):
       seed: int or None. With an int, the initial weights are a pure function
         of it (stateless normal, one stream per weight).
       name: the module's name.
+      num_classes: outputs of the last layer; 10 for CIFAR-10, the number of
+        class folders for your own images (w_o is [625, num_classes]).
     """
     super().__init__(name=name)
+    self.num_classes = num_classes
+    shapes = dict(WEIGHT_SHAPES, w_o=(HIDDEN_UNITS, num_classes))
     with self.name_scope:
-      for index, (weight_name, shape) in enumerate(WEIGHT_SHAPES.items()):
+      for index, (weight_name, shape) in enumerate(shapes.items()):
         if seed is None:
           initial = tf.random.normal(shape, stddev=init_stddev)
         else:
@@ -95,7 +100,7 @@ class ConvNet(tf.Module):
         probability is below 1. The same seed gives the same masks.
 
     Returns:
-      float32 [B, 10] logits (unnormalised; softmax is in the loss).
+      float32 [B, num_classes] logits (unnormalised; softmax is in the loss).
     """
     def dropout(x, keep_prob, stream):
       if keep_prob >= 1.0:

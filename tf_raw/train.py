@@ -1,8 +1,10 @@
 r"""Trains the notebook's CIFAR-10 network: `python -m tf_raw.train --epochs=50`.
 
 Every setting is a flag (`--helpfull` lists them with the notebook's values).
-The run lives in `--model_dir`: checkpoints and `metrics.jsonl`. Running the
-same command again continues from the latest checkpoint.
+The run lives in `--model_dir`: checkpoints, `metrics.jsonl`, TensorBoard
+events (train/, test/), `flags.txt` and `class_names.txt`. Running the same
+command again continues from the latest checkpoint;
+`--flagfile=<model_dir>/flags.txt` repeats the run's settings.
 
 Reproduce the notebook, bugs included:
 
@@ -16,6 +18,7 @@ same flags, data and batches (tf_raw/train_v1.py):
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -30,8 +33,12 @@ flags.adopt_module_key_flags(train_flags)
 def main(argv):
   cli.reject_extra_arguments(argv)
   config = train_flags.to_config()
+  flag_lines = cli.program_flag_lines(__name__)
   # Heavy imports after flag parsing, so --help and usage errors are instant.
   from tf_raw import data  # pylint: disable=g-import-not-at-top
+  from tf_raw import progress  # pylint: disable=g-import-not-at-top
+  from tf_raw import run_files  # pylint: disable=g-import-not-at-top
+  from tf_raw import summaries  # pylint: disable=g-import-not-at-top
   from tf_raw import training  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -41,11 +48,19 @@ def main(argv):
   with cli.user_errors(data.DataError, training.TrainingError):
     dataset = data.load(config)
     os.makedirs(config.model_dir, exist_ok=True)
+    # flags.txt repeats this run: --flagfile=<model_dir>/flags.txt.
+    run_files.write_flags(config.model_dir, flag_lines)
+    run_files.write_class_names(config.model_dir, dataset.class_names)
     if config.api == "v1":
       from tf_raw import train_v1  # pylint: disable=g-import-not-at-top
       train_v1.run(config, dataset)
       return
-    trainer = training.Trainer(config, dataset)
+    # A bar on a terminal, plain lines in a log; TensorBoard events always.
+    bar = progress.Progress(sys.stdout, config.log_every_steps)
+    tensorboard = summaries.TensorBoard(config.model_dir,
+                                        config.log_every_steps)
+    trainer = training.Trainer(config, dataset, out=bar.print_line,
+                               hooks=[tensorboard, bar])
     trainer.run()
 
 

@@ -94,17 +94,20 @@ class _StopSignal:
 class Trainer:
   """Trains `ConvNet` with TF1-style RMSProp on a `data.Dataset`."""
 
-  def __init__(self, config, dataset, out=print):
+  def __init__(self, config, dataset, out=print, hooks=()):
     """Builds every variable, the traced steps and the checkpoint manager.
 
     Args:
       config: a `config.TrainConfig`.
       dataset: a `data.Dataset` (uint8 NHWC images, int32 labels).
       out: where user-facing lines go (print by default; tests collect them).
+      hooks: `hooks.Hook`s called at fixed points of `run()` (TensorBoard
+        summaries, a progress bar).
     """
     self.config = config
     self.dataset = dataset
     self.out = out
+    self.hooks = list(hooks)
     self.steps_per_epoch = steps_per_epoch(
         len(dataset.train_labels), config.batch_size, config.drop_remainder)
     if self.steps_per_epoch == 0:
@@ -114,7 +117,8 @@ class Trainer:
           "is set, so no step would run; lower --batch_size.")
 
     # Every variable is created here, once, before any tracing.
-    self.model = model_lib.ConvNet(config.init_stddev, seed=config.seed)
+    self.model = model_lib.ConvNet(config.init_stddev, seed=config.seed,
+                                   num_classes=dataset.num_classes)
     self.optimizer = optim.RMSProp(
         self.model.weights, config.learning_rate, config.decay,
         config.momentum, config.epsilon)
@@ -169,7 +173,7 @@ class Trainer:
                           config.keep_prob_hidden, dropout_seed)  # (B, 10)
       # The notebook's loss: softmax cross-entropy on one-hot labels.
       per_image = tf.nn.softmax_cross_entropy_with_logits(
-          labels=tf.one_hot(labels, model_lib.NUM_CLASSES), logits=logits)
+          labels=tf.one_hot(labels, self.model.num_classes), logits=logits)
       # The mean over the global batch (what tf.distribute would need).
       loss = tf.nn.compute_average_loss(per_image)
     gradients = tape.gradient(loss, self.model.weights)
@@ -254,6 +258,7 @@ class Trainer:
 
     accuracy = None
     start_time = time.monotonic()
+    self._call_hooks("begin", start_step)
     with _StopSignal() as stop:
       for epoch in range(start_step // self.steps_per_epoch, config.epochs):
         epoch_start_time = time.monotonic()
@@ -266,6 +271,7 @@ class Trainer:
                         (batch + 1) * config.batch_size]
           self.train_step(images[index], labels[index])
           step = epoch * self.steps_per_epoch + batch + 1
+          self._call_hooks("after_step", step)
           if stop.signal_name:
             self._save(step)
             self.out(f"Got {stop.signal_name}: saved a checkpoint at step "
@@ -277,10 +283,17 @@ class Trainer:
         self._save(step)
         self._log_epoch(epoch, batch + 1 - first_batch, epoch_start_time,
                         start_time, start_step)
+        self._call_hooks("after_epoch", epoch, step)
         if epoch % config.eval_every == 0 or epoch == config.epochs - 1:
           accuracy = self._evaluate_and_log(epoch, step)
+          self._call_hooks("after_evaluate", epoch, step, accuracy)
+    self._call_hooks("end", step)
     self.out(f"Final accuracy : {accuracy}")
     return accuracy
+
+  def _call_hooks(self, method_name, *args):
+    for hook in self.hooks:
+      getattr(hook, method_name)(self, *args)
 
   def _save(self, step):
     """Checkpoints step `step`, unless the loss went non-finite before it."""

@@ -1,0 +1,10 @@
+"""Flags of `python -m tf_raw.export` (it reuses --model_dir from train_flags)."""
+
+from absl import flags
+
+from flags import train_flags  # pylint: disable=unused-import  (--model_dir)
+
+EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None,
+    "Folder to create the SavedModel in (must not exist yet), e.g. "
+    "exports/cifar10/1. Required.")
