@@ -26,5 +26,8 @@ train: install  ## Train 50 epochs on CIFAR-10 (downloaded if not cached).
 test: install  ## Run the offline test suite.
 	$(PY) -m pytest $(ARGS)
 
+bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
+	$(PY) -m tf_raw.bench --json=bench.json $(ARGS)
+
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs
