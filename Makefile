@@ -51,5 +51,8 @@ export: install  ## SavedModel from a run: ARGS="--model_dir=DIR --export_dir=OU
 predict: install  ## Top-3 classes: ARGS="--model_dir=DIR --image=a.png".
 	$(PY) -m tf_raw.predict $(ARGS)
 
+bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
+	$(PY) -m tf_raw.bench --json=bench.json $(ARGS)
+
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs

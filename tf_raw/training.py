@@ -6,6 +6,8 @@ Public pieces:
   and the checkpoint; `trainer.run()` trains to `config.epochs`, resuming from
   `config.model_dir` if a checkpoint is there.
 * `Trainer.train_step(images_uint8, labels)`: one RMSProp step, traced once.
+* `Trainer.train_steps(images_uint8, labels)`: consecutive steps over a run
+  of batches, in one call (a loop inside the graph); `run()` uses it.
 * `Trainer.predict(images_uint8)`: class ids, dropout off, traced once; with
   `config.ema_decay > 0` it uses the moving average of the weights.
 * `epoch_order(seed, epoch, num_images, shuffle)`: the data order of an epoch.
@@ -38,6 +40,11 @@ from tf_raw import model as model_lib
 from tf_raw import optim
 
 METRICS_FILE = "metrics.jsonl"
+# Training steps per call of `train_steps` (fewer at checkpoints and at the end
+# of an epoch). One call per step costs a Python round trip and a host sync
+# each time; a call per 20 steps keeps SIGINT answered within about 2 s on a
+# 2-core CPU.
+STEPS_PER_CALL = 20
 
 
 class TrainingError(Exception):
@@ -141,6 +148,8 @@ class Trainer:
     label_spec = tf.TensorSpec([None], tf.int32)
     self.train_step = tf.function(
         self._train_step, input_signature=[image_spec, label_spec])
+    self.train_steps = tf.function(
+        self._train_steps, input_signature=[image_spec, label_spec])
     self.predict = tf.function(self._predict, input_signature=[image_spec])
     self.predict_raw = tf.function(
         lambda images: self._predict(images, self.model),
@@ -189,6 +198,51 @@ class Trainer:
     self.epoch_loss_sum.assign_add(loss)
     self.global_step.assign_add(1)
     return loss
+
+  def _train_steps(self, images_uint8, labels):
+    """`train_step` on consecutive batches of these images, in one call.
+
+    Args:
+      images_uint8: uint8 [K * B', 32, 32, 3]: K batches of the configured
+        batch size B, one after the other (the last may be smaller).
+      labels: int32 [K * B'].
+    """
+    batch_size = self.config.batch_size
+    # AutoGraph turns this loop over a tensor into a tf.while_loop: the K
+    # steps run back to back inside the graph, with no Python in between.
+    for start in tf.range(0, tf.shape(labels)[0], batch_size):
+      self.train_step(images_uint8[start:start + batch_size],
+                      labels[start:start + batch_size])
+
+  def train_batches(self, order, first_batch, num_batches):
+    """Trains on batches first_batch .. first_batch + num_batches - 1 of an epoch.
+
+    Args:
+      order: int [N] the epoch's image order (`epoch_order`).
+      first_batch: 0-based batch number within the epoch.
+      num_batches: how many steps to run, in one `train_steps` call.
+    """
+    batch_size = self.config.batch_size
+    index = order[first_batch * batch_size:
+                  (first_batch + num_batches) * batch_size]
+    # One gather on the host per call: uint8 batches are small (384 KB each),
+    # and the dataset is not copied into TensorFlow (that would be 150 MB).
+    self.train_steps(self.dataset.train_images[index],
+                     self.dataset.train_labels[index])
+
+  def _steps_in_next_call(self, step, first_batch):
+    """How many steps the next `train_batches` call runs, from global `step`.
+
+    At most STEPS_PER_CALL, never past the end of the epoch, and ending on a
+    multiple of checkpoint_every_steps and log_every_steps, so checkpoints
+    and summaries land where they did when each step was its own call.
+    """
+    num_steps = min(STEPS_PER_CALL, self.steps_per_epoch - first_batch)
+    for every in (self.config.checkpoint_every_steps,
+                  self.config.log_every_steps):
+      if every:
+        num_steps = min(num_steps, every - step % every)
+    return num_steps
 
   def _predict(self, images_uint8, model=None):
     """int32 [B] predicted class ids for uint8 [B, 32, 32, 3]; no dropout."""
@@ -243,8 +297,7 @@ class Trainer:
     Raises:
       TrainingError: the loss stopped being finite.
     """
-    config, images, labels = (self.config, self.dataset.train_images,
-                              self.dataset.train_labels)
+    config, labels = self.config, self.dataset.train_labels
     total_steps = config.epochs * self.steps_per_epoch
     restored = self.restore()
     start_step = int(self.global_step.numpy())
@@ -266,11 +319,13 @@ class Trainer:
         first_batch = int(self.global_step.numpy()) % self.steps_per_epoch
         if first_batch == 0:
           self.epoch_loss_sum.assign(0.0)
-        for batch in range(first_batch, self.steps_per_epoch):
-          index = order[batch * config.batch_size:
-                        (batch + 1) * config.batch_size]
-          self.train_step(images[index], labels[index])
-          step = epoch * self.steps_per_epoch + batch + 1
+        batch = first_batch
+        while batch < self.steps_per_epoch:
+          num_steps = self._steps_in_next_call(
+              epoch * self.steps_per_epoch + batch, batch)
+          self.train_batches(order, batch, num_steps)
+          batch += num_steps
+          step = epoch * self.steps_per_epoch + batch
           self._call_hooks("after_step", step)
           if stop.signal_name:
             self._save(step)
@@ -281,7 +336,7 @@ class Trainer:
               step % config.checkpoint_every_steps == 0):
             self._save(step)
         self._save(step)
-        self._log_epoch(epoch, batch + 1 - first_batch, epoch_start_time,
+        self._log_epoch(epoch, batch - first_batch, epoch_start_time,
                         start_time, start_step)
         self._call_hooks("after_epoch", epoch, step)
         if epoch % config.eval_every == 0 or epoch == config.epochs - 1:

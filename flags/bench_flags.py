@@ -1,0 +1,76 @@
+"""Flags of `python -m tf_raw.bench` (`make bench`).
+
+Defaults come from `tf_raw.bench.BenchConfig` and are sized so that the whole
+benchmark takes about 5 minutes on a 2-core machine; `--quick` shrinks every
+measurement to a smoke test of a few seconds each (numbers then mean nothing).
+`to_config()` turns the parsed flags into that frozen config, once.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from tf_raw import bench_config
+
+_D = bench_config.BenchConfig()  # The defaults.
+
+CANDIDATES = flags.DEFINE_list(
+    "candidates", list(_D.candidates),
+    "Comma-separated training implementations to time, from "
+    f"{','.join(bench_config.CANDIDATES)}. pytorch is skipped with a note "
+    "when torch is not importable.")
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", _D.batch_size, "Images per training step. Notebook: 128.",
+    lower_bound=1)
+WARMUP_STEPS = flags.DEFINE_integer(
+    "warmup_steps", _D.warmup_steps,
+    "Training steps run and not timed before the first repeat (tracing, "
+    "oneDNN primitive creation, caches).", lower_bound=1)
+STEPS = flags.DEFINE_integer(
+    "steps", _D.steps, "Training steps per timed repeat.", lower_bound=1)
+REPEATS = flags.DEFINE_integer(
+    "repeats", _D.repeats,
+    "Timed repeats per candidate; the table shows their median.",
+    lower_bound=1)
+ONEDNN = flags.DEFINE_enum(
+    "onednn", _D.onednn, ["best", "on", "off"],
+    "TF_ENABLE_ONEDNN_OPTS for the TensorFlow candidates. best: time each "
+    "with oneDNN on and off (separate processes) and report the faster.")
+MATMUL_SIZE = flags.DEFINE_integer(
+    "matmul_size", _D.matmul_size,
+    "Side of the square float32 matrices whose product measures the "
+    "machine's matmul rate.", lower_bound=64)
+EPOCH = flags.DEFINE_bool(
+    "epoch", _D.epoch,
+    "Also run `python -m tf_raw.train` for one full-size epoch (50,000 "
+    "synthetic images in the official CIFAR-10 format, 10,000 test images) "
+    "and report its peak resident memory and end-to-end images/sec.")
+EPOCH_IMAGES = flags.DEFINE_integer(
+    "epoch_images", _D.epoch_images,
+    "Training images of that epoch (CIFAR-10: 50,000).", lower_bound=1)
+EVAL_IMAGES = flags.DEFINE_integer(
+    "eval_images", _D.eval_images,
+    "Test images of one timed evaluation pass (CIFAR-10: 10,000).",
+    lower_bound=1)
+QUICK = flags.DEFINE_bool(
+    "quick", _D.quick,
+    "Smoke test: a few steps, small matrices and a small epoch, to check "
+    "that everything runs (seconds per candidate; the numbers mean nothing).")
+JSON = flags.DEFINE_string(
+    "json", _D.json, "Also write the results to this JSON file.")
+
+
+flags.register_validator(
+    "candidates",
+    lambda names: bool(names) and set(names) <= set(bench_config.CANDIDATES),
+    f"--candidates must be a comma-separated list from "
+    f"{','.join(bench_config.CANDIDATES)}.")
+
+
+def to_config():
+  """Returns the parsed flags as a frozen `BenchConfig`."""
+  values = {field.name: flags.FLAGS[field.name].value
+            for field in dataclasses.fields(bench_config.BenchConfig)}
+  values["candidates"] = tuple(values["candidates"])
+  config = bench_config.BenchConfig(**values)
+  return config.quick_version() if config.quick else config
