@@ -102,7 +102,7 @@ class ProgramsTest(unittest.TestCase):
                         lines))
     error_lines = [line for line in stderr.splitlines()
                    if line.startswith("error:")]
-    self.assertLen(error_lines, 1)
+    self.assertEqual(len(error_lines), 1, stderr)
     self.assertRegex(error_lines[0],
                      r"^error: the two implementations diverged beyond "
                      r"--tolerance=1e-06: loss by up to .*, weights by up to "
@@ -122,7 +122,7 @@ class ProgramsTest(unittest.TestCase):
     self.assertIn("Training FLOPs per image: 67,879,548 (67.9 M)", text)
     self.assertIn("Conv2DBackpropInput", text)
     events = glob.glob(os.path.join(self.logdir, "events.out.tfevents.*"))
-    self.assertLen(events, 1)
+    self.assertEqual(len(events), 1, events)
     self.assertGreater(os.path.getsize(events[0]), 10_000)  # A whole graph.
 
   def test_train_api_v1_prints_the_notebook_lines(self):

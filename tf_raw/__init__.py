@@ -4,7 +4,10 @@ Modules: `data` (find, download and load CIFAR-10, or make a synthetic set),
 `cifar_format` (the official batch file format), `download` (HTTP with the
 standard library), `model` (the network), `optim` (TF1's RMSProp),
 `training` (the loop and checkpoints), `config` (the settings), and the
-`train` program.
+`train` program. Beside them, the notebook's original: `tf1_graph` (its TF1
+graph, runnable), `train_v1` (`train --api=v1`), `parity` and the `compare`
+program (both side by side), `op_graph` and the `graph` program (one training
+step's ops, shapes and FLOPs); see docs/tf1_to_tf2.md.
 
 Importing this package sets two TensorFlow environment defaults, because they
 only work before TensorFlow itself is imported (an explicit value wins):

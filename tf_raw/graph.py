@@ -8,19 +8,34 @@ It traces `training.Trainer.train_step` (or builds `tf1_graph.TF1Graph`) and
 prints, all read from the graph (see `tf_raw/op_graph.py`): the shape after
 each forward op, the op types that run with their counts, the ops traced but
 never run, the parameter count, the multiply-adds per image and the training
-FLOPs per image. Sample (TF2, default flags):
+FLOPs per image. Sample (TF2, default flags; shortened):
+
+    TF2: training.Trainer.train_step, traced once by tf.function (its FuncGraph).
+    366 ops traced, 320 run, 46 never run.
 
     Forward pass, shape after each op (B = images in the batch):
-      input                              (B, 32, 32, 3)
-      Conv2D (Conv2D)                    (B, 32, 32, 32)        884,736 MACs/image
-      Relu (Relu)                        (B, 32, 32, 32)
-      MaxPool (MaxPool2d)                (B, 16, 16, 32)
-      dropout (stateless_dropout/SelectV2) (B, 16, 16, 32)
+      input                                    (B, 32, 32, 3)
+      Conv2D    Conv2D                         (B, 32, 32, 32)       884,736 MACs/image
+      Relu      Relu                           (B, 32, 32, 32)
+      MaxPool   MaxPool2d                      (B, 16, 16, 32)
+      dropout   stateless_dropout/SelectV2     (B, 16, 16, 32)
+      ...
+      MatMul    MatMul_1                       (B, 10)                 6,250 MACs/image
+
+    Op types that run, with counts:
+      Const 109                           Placeholder 20                      Shape 20
       ...
     Parameters: 1,379,274 (the kernels the convs and matmuls read; no biases).
     Multiply-adds per image, forward: 11,608,170 (11.6 M).
-    Training FLOPs per image: 67,879,548 (67.9 M) = 2 x (forward 11,608,170 +
-    weight gradients 11,608,170 + input gradients 10,723,434); ...
+    Training FLOPs per image: 67,879,548 (67.9 M)
+      = 2 x (forward 11,608,170 + weight gradients 11,608,170 + input gradients 10,723,434 MACs);
+      2 FLOPs per multiply-add, convolutions and matmuls only.
+      Not counted: gradient_tape/Conv2DBackpropInput_2 (Conv2DBackpropInput, 884,736 MACs/image,
+      output (B, 32, 32, 3)): the gradient of the input images, which nothing needs.
+
+`--api=v1` shows the notebook's graph: the same layers and costs (its TF1
+`minimize()` also ties the image gradient in, with a control edge that
+Grappler removes; see `op_graph._ancestors`).
 """
 
 import tempfile

@@ -277,6 +277,6 @@ def format_report(report, title):
     shape = op.outputs[0].shape
     why = (": the gradient of the input images, which nothing needs"
            if shape.as_list() == report.input_shape.as_list() else "")
-    lines.append(f"  Not counted: {op.name} ({op.type}, {macs:,} MACs/image, "
-                 f"output {_shape(shape)}){why}.")
+    lines += [f"  Not counted: {op.name} ({op.type}, {macs:,} MACs/image,",
+              f"  output {_shape(shape)}){why}."]
   return lines
