@@ -10,6 +10,7 @@ import dataclasses
 
 from absl import flags
 
+from flags import train_flags
 from tf_raw import bench_config
 
 _D = bench_config.BenchConfig()  # The defaults.
@@ -19,9 +20,9 @@ CANDIDATES = flags.DEFINE_list(
     "Comma-separated training implementations to time, from "
     f"{','.join(bench_config.CANDIDATES)}. pytorch is skipped with a note "
     "when torch is not importable.")
-BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", _D.batch_size, "Images per training step. Notebook: 128.",
-    lower_bound=1)
+# The trainer's own --batch_size (one flag per name in a process; the
+# benchmark times what `python -m tf_raw.train --batch_size=N` would run).
+BATCH_SIZE = train_flags.BATCH_SIZE
 WARMUP_STEPS = flags.DEFINE_integer(
     "warmup_steps", _D.warmup_steps,
     "Training steps run and not timed before the first repeat (tracing, "

@@ -48,6 +48,7 @@ from tf_raw import bench_worker
 from tf_raw import cli
 
 flags.adopt_module_key_flags(bench_flags)
+flags.declare_key_flag("batch_size")  # Defined by train_flags, used here.
 
 
 def _conv_macs(height, width, kernel_shape):

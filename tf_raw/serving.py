@@ -98,9 +98,15 @@ def restore_classifier(model_dir):
         f"{len(class_names)} classes but the checkpoint has {num_classes} "
         "outputs; restore that file from the run or delete it.")
   model = model_lib.ConvNet(num_classes=num_classes)
+  # Serve the weights the run evaluated with: their moving average when the
+  # run kept one (--ema_decay > 0), else the raw weights.
+  if _OUTPUT_WEIGHT_KEY.replace("model/", "average_model/", 1) in shapes:
+    checkpoint = tf.train.Checkpoint(average_model=model)
+  else:
+    checkpoint = tf.train.Checkpoint(model=model)
   try:
     # Only the weights: the optimizer slots and step counter are not needed.
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial(
+    checkpoint.restore(latest).expect_partial(
     ).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as error:
     raise ServingError(

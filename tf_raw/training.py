@@ -136,7 +136,8 @@ class Trainer:
     self.average_model = None
     if config.ema_decay > 0:
       self.average_model = model_lib.ConvNet(
-          config.init_stddev, seed=config.seed, name="average_model")
+          config.init_stddev, seed=config.seed, name="average_model",
+          num_classes=dataset.num_classes)
     # Sum of this epoch's losses, read once per epoch (no host sync per step).
     self.epoch_loss_sum = tf.Variable(0.0, trainable=False,
                                       name="epoch_loss_sum")
