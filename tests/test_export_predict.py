@@ -51,7 +51,8 @@ class ExportPredictTest(tf.test.TestCase):
     serving.export_saved_model(cls.model_dir, cls.export_dir)
 
   def _in_memory_probabilities(self, images_uint8):
-    logits = self.trainer.model(model_lib.scale_images(images_uint8)).numpy()
+    logits = self.trainer.eval_model(
+        model_lib.scale_images(images_uint8)).numpy()
     return _softmax(logits.astype(np.float64))
 
   def test_saved_model_matches_the_in_memory_model(self):

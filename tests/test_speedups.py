@@ -1,6 +1,6 @@
 """Each training speed-up computes what the plain version computed.
 
-* ConvNet's dropout and pool-then-ReLU against the textbook ops
+* ConvNet against the textbook ops written out eagerly
   (`tf.nn.experimental.stateless_dropout`, ReLU then max-pool): same logits,
   same gradients.
 * `Trainer.train_steps` (K steps in one call, a loop in the graph) against K

@@ -53,15 +53,20 @@ class TensorBoardTest(tf.test.TestCase):
         hooks=[summaries.TensorBoard(cls.model_dir, config.log_every_steps)])
     # Record every step's loss (a host sync per step: fine in a test).
     cls.step_losses = []
-    traced_step = cls.trainer.train_step
+    trainer = cls.trainer
 
-    def recording_step(images, labels):
-      loss = traced_step(images, labels)
-      cls.step_losses.append(float(loss.numpy()))
-      return loss
-    cls.trainer.train_step = recording_step
-    cls.trainer.run()
-    cls.trainer.train_step = traced_step
+    def recording_batches(order, first_batch, num_batches):
+      # One traced step per batch from the host, instead of one call for
+      # several steps, so each step's loss can be read.
+      size = config.batch_size
+      for batch in range(first_batch, first_batch + num_batches):
+        index = order[batch * size:(batch + 1) * size]
+        loss = trainer.train_step(cls.dataset.train_images[index],
+                                  cls.dataset.train_labels[index])
+        cls.step_losses.append(float(loss.numpy()))
+    trainer.train_batches = recording_batches
+    trainer.run()
+    del trainer.train_batches
     cls.train = read_events(os.path.join(cls.model_dir, "train"))
     cls.test = read_events(os.path.join(cls.model_dir, "test"))
 

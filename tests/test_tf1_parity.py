@@ -258,8 +258,10 @@ class TrainV1LoopTest(tf.test.TestCase):
     dataset = data.synthetic(num_train=40, num_test=50, seed=4)
     lines = {}
     for api in ("v2", "v1"):
+      # ema_decay=0: both evaluate the raw weights (v1 keeps no average).
       config = _config(os.path.join(self.get_temp_dir(), api), api=api,
-                       epochs=2, eval_every=1, print_predictions=True)
+                       epochs=2, eval_every=1, print_predictions=True,
+                       ema_decay=0.0)
       os.makedirs(config.model_dir, exist_ok=True)
       lines[api] = []
       if api == "v1":

@@ -137,8 +137,10 @@ class ProgramsTest(unittest.TestCase):
       records = [json.loads(line) for line in f]
     self.assertEqual([r["epoch"] for r in records], [0, 1])
     self.assertEqual(records[-1]["accuracy"], float(lines[-1].split(": ")[1]))
-    # No checkpoint: a v1 run cannot be resumed.
-    self.assertEqual(os.listdir(self.model_dir), ["metrics_v1.jsonl"])
+    # No checkpoint: a v1 run cannot be resumed (flags.txt and
+    # class_names.txt are written by the program for both APIs).
+    self.assertEqual(sorted(os.listdir(self.model_dir)),
+                     ["class_names.txt", "flags.txt", "metrics_v1.jsonl"])
 
 
 class UsageErrorsTest(unittest.TestCase):

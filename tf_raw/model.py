@@ -9,17 +9,15 @@ TF1 original (one function of placeholders):
     l4 = dropout(relu(matmul(l3, W_FC)), p_keep_hidden)
     logits = matmul(l4, W_O)
 
-Here the same ops are called from `ConvNet.__call__`. Three things differ, on
-purpose:
+Here the same ops are called in the same order from `ConvNet.__call__`. Two
+things differ, on purpose:
 
+* TF2's `tf.nn.dropout` takes `rate` (the fraction DROPPED), where TF1 took
+  `keep_prob`; we keep the notebook's keep probabilities and pass
+  `rate = 1 - keep_prob`.
 * Dropout is *stateless*: its random mask is a pure function of a seed tensor
   (here: the run's seed and the global step). A run restored from a checkpoint
   therefore draws exactly the masks an uninterrupted run would have drawn.
-  The mask is that of `tf.nn.experimental.stateless_dropout(x, rate, seed)`
-  (TF2's dropout takes `rate`, the fraction DROPPED, where TF1 took
-  `keep_prob`: rate = 1 - keep_prob), applied as one multiply.
-* Each block pools before its ReLU: relu(max_pool(x)) equals max_pool(relu(x))
-  value for value, gradient for gradient, and costs less (training speed).
 
 Variables keep the notebook's names in lowercase (`w_c1` ... `w_o`).
 """
@@ -107,24 +105,16 @@ class ConvNet(tf.Module):
     def dropout(x, keep_prob, stream):
       if keep_prob >= 1.0:
         return x
-      # TF1: tf.nn.dropout(x, keep_prob). Kept values are scaled by
-      # 1 / keep_prob, dropped ones become 0.
+      # TF1: tf.nn.dropout(x, keep_prob). TF2: rate = 1 - keep_prob. Kept
+      # values are scaled by 1 / keep_prob in both.
       op_seed = tf.random.experimental.stateless_fold_in(
           dropout_seed, _DROPOUT_STREAMS.index(stream))
-      # The very mask of tf.nn.experimental.stateless_dropout(x, rate=1 -
-      # keep_prob, seed=op_seed): the same uniform draw and the same test
-      # (uniform >= rate). Applied as one multiply by a {0, 1/keep_prob} mask,
-      # its gradient is one multiply too, where stateless_dropout's select +
-      # multiply cost two passes each way (see BUILD.md, benchmarks).
-      uniform = tf.random.stateless_uniform(tf.shape(x), seed=op_seed)
-      return x * tf.where(uniform >= 1.0 - keep_prob, 1.0 / keep_prob, 0.0)
+      return tf.nn.experimental.stateless_dropout(
+          x, rate=1.0 - keep_prob, seed=op_seed)
 
     def conv_block(x, kernel, stream):
-      x = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
-      # The notebook's max_pool(relu(x)), computed as relu(max_pool(x)): the
-      # same values and gradients (ReLU keeps order, so it commutes with max),
-      # with ReLU and its gradient on a quarter of the values.
-      x = tf.nn.relu(tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME"))
+      x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME"))
+      x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
       return dropout(x, keep_prob_conv, stream)
 
     x = conv_block(images, self.w_c1, "conv1")                 # (B, 16, 16, 32)

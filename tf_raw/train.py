@@ -9,7 +9,7 @@ command again continues from the latest checkpoint;
 Reproduce the notebook, bugs included:
 
     python -m tf_raw.train --data_layout=legacy_reshape --noshuffle \
-        --drop_remainder
+        --drop_remainder --ema_decay=0
 
 Train with the notebook's own TF1 graph (Session, feed_dict) instead, on the
 same flags, data and batches (tf_raw/train_v1.py):

@@ -245,9 +245,14 @@ class Trainer:
         num_steps = min(num_steps, every - step % every)
     return num_steps
 
+  @property
+  def eval_model(self):
+    """The weights evaluation and export use: the moving average, if kept."""
+    return self.average_model or self.model
+
   def _predict(self, images_uint8, model=None):
     """int32 [B] predicted class ids for uint8 [B, 32, 32, 3]; no dropout."""
-    model = model or self.average_model or self.model
+    model = model or self.eval_model
     logits = model(model_lib.scale_images(images_uint8))
     return tf.argmax(logits, axis=1, output_type=tf.int32)
 
