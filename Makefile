@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Extra flags for the program, e.g. make train ARGS="--epochs=5".
 ARGS   ?=
 
-.PHONY: help install train test bench clean
+.PHONY: help install train test soak bench clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -25,6 +25,9 @@ train: install  ## Train 50 epochs on CIFAR-10 (downloaded if not cached).
 
 test: install  ## Run the offline test suite.
 	$(PY) -m pytest $(ARGS)
+
+soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.
+	$(PY) -m tf_raw.soak $(ARGS)
 
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs

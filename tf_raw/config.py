@@ -48,6 +48,7 @@ class TrainConfig:
   checkpoint_every_steps: int = 100  # Plus one at the end of every epoch.
   max_to_keep: int = 3
   deterministic: bool = False  # tf.config.experimental.enable_op_determinism.
+  step_log: bool = False  # One line per step in model_dir/steps.log (audits).
 
   def __post_init__(self):
     # Library callers (tests, notebooks) skip flag validation; keep them honest.
