@@ -35,12 +35,13 @@ def _env():
   return env
 
 
-def run_train(*flags, timeout=300, command=None):
+def run_train(*flags, timeout=900, command=None):
   """Runs the program to its end; returns the CompletedProcess (text).
 
   Args:
     flags: its arguments.
-    timeout: seconds before the test gives up.
+    timeout: seconds before the test gives up (generous: a loaded machine
+      can take a minute to import TensorFlow).
     command: the whole command instead (e.g. from `permission_bound_command`).
   """
   return subprocess.run(command or train_command(*flags), cwd=REPO_ROOT,
@@ -81,7 +82,7 @@ def error_lines(stderr):
           if line.strip() and not line.startswith(_CHATTER_PREFIXES)]
 
 
-def wait_for_step(step_log, step, process, timeout=240):
+def wait_for_step(step_log, step, process, timeout=900):
   """Waits until steps.log records `step` (or more); fails if the run ends."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:

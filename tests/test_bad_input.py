@@ -541,7 +541,7 @@ def cli_results(request):
     folder, command, before = prepared[name]
     if command is None:
       return name, None
-    result = cli_fixtures.run_train(command=command, timeout=600)
+    result = cli_fixtures.run_train(command=command)
     return name, (folder, result, before, cli_fixtures.snapshot(folder))
   with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
     results = dict(pool.map(run, prepared))

@@ -67,7 +67,7 @@ def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
   cli_fixtures.wait_for_step(os.path.join(resumed_dir, run_dir.STEP_LOG_FILE),
                              10, interrupted)
   interrupted.send_signal(signal.SIGINT)
-  out, err = interrupted.communicate(timeout=240)
+  out, err = interrupted.communicate(timeout=900)
   assert interrupted.returncode == 128 + signal.SIGINT, err
   assert cli_fixtures.error_lines(err) == []  # No traceback.
   assert "Got SIGINT: saved a checkpoint at step " in out
@@ -79,7 +79,7 @@ def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
   assert resumed.returncode == 0, resumed.stderr
   assert (f"ckpt-{stopped_at} at step {stopped_at} (epoch "
           f"{stopped_at // STEPS_PER_EPOCH})") in resumed.stdout
-  out, err = straight.communicate(timeout=240)
+  out, err = straight.communicate(timeout=900)
   assert straight.returncode == 0, err
 
   # Same weights, slots, step and loss sum, bit for bit.
@@ -105,7 +105,7 @@ def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
 def test_cli_divergence_stops_naming_the_step_and_keeps_the_checkpoint(
     diverging_run):
   process, model_dir = diverging_run
-  _, err = process.communicate(timeout=300)
+  _, err = process.communicate(timeout=900)
   assert process.returncode == 1
   good = os.path.join(model_dir, "ckpt-1")
   assert cli_fixtures.error_lines(err) == [
@@ -119,8 +119,8 @@ def test_cli_divergence_stops_naming_the_step_and_keeps_the_checkpoint(
 
 
 # ---------------------------------------------------------------------------
-# In-process: the moments around an evaluation, where a record could be lost
-# or written twice. Real signals, raised from inside the run at a chosen point.
+# In-process, at chosen moments: around an evaluation, where a record could be
+# lost or written twice, and a crash mid-epoch. Signals are real (os.kill).
 
 
 def _config(model_dir, **overrides):
@@ -135,7 +135,7 @@ class _Crash(Exception):
   """Stands in for kill -9: the process is gone, nothing else runs."""
 
 
-class EvaluationInterruptionTest(tf.test.TestCase):
+class InProcessInterruptionTest(tf.test.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -212,6 +212,33 @@ class EvaluationInterruptionTest(tf.test.TestCase):
     checker = self._trainer(os.path.join(self.get_temp_dir(), "unused"))
     checker.checkpoint.restore(os.path.join(model_dir, "ckpt-4"))
     self.assertEqual(records[0]["accuracy"], checker.evaluate()[0])
+
+  def test_crash_mid_epoch_redoes_only_the_steps_after_the_checkpoint(self):
+    model_dir = os.path.join(self.get_temp_dir(), "crash_mid_epoch")
+    # 4 steps an epoch, a checkpoint every 3 steps: saved at 3, 4, 6, 8.
+    trainer = training.Trainer(_config(model_dir, checkpoint_every_steps=3),
+                               self.dataset, out=lambda line: None)
+    train_step = trainer.train_step
+
+    def crash_before_step_6(*args):
+      if int(trainer.global_step.numpy()) == 5:
+        raise _Crash()  # Step 5 ran and was logged, not saved.
+      return train_step(*args)
+    trainer.train_step = crash_before_step_6
+    with self.assertRaises(_Crash):
+      trainer.run()
+
+    lines = []
+    training.Trainer(_config(model_dir, checkpoint_every_steps=3),
+                     self.dataset, out=lines.append).run()
+    self.assertIn("ckpt-4 at step 4 (epoch 1)", lines[0])
+    first, second = _steps(model_dir)
+    self.assertEqual([step for step, *_ in first], [1, 2, 3, 4, 5])
+    self.assertEqual([step for step, *_ in second], [5, 6, 7, 8])
+    self.assertEqual(first[-1], second[0])  # Redone on the very same batch.
+    self.assertEqual([(r["epoch"], r["step"])
+                      for r in run_dir.read_metrics(model_dir)],
+                     [(0, 4), (1, 8)])
 
   def test_torn_and_stale_metrics_lines_are_dropped(self):
     model_dir = os.path.join(self.get_temp_dir(), "torn")

@@ -147,11 +147,15 @@ class CheckpointStore:
     self._remove_leftovers()
     damaged = []
     for prefix in self.candidates():
+      status = None
       try:
-        self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        status = self.checkpoint.restore(prefix)
+        status.assert_existing_objects_matched()
       except Exception as error:  # pylint: disable=broad-except
         # A damaged file fails in many ways (DataLossError on a checksum,
         # IndexError on a truncated data file, NotFoundError, ...).
+        if status is not None:
+          status.expect_partial()  # No warning about the unused values.
         detail = _different_model_detail(error)
         if detail is not None:
           raise CheckpointError(
