@@ -129,7 +129,8 @@ class CheckpointStore:
     pattern = os.path.join(glob.escape(self.model_dir),
                            run_dir.CHECKPOINT_PREFIX + "-*.index")
     prefixes.update(path[:-len(".index")] for path in glob.glob(pattern))
-    return sorted(prefixes, key=checkpoint_step, reverse=True)
+    unique = {os.path.normpath(prefix) for prefix in prefixes}
+    return sorted(unique, key=checkpoint_step, reverse=True)
 
   def restore(self, out=print):
     """Restores the newest usable checkpoint, if any.
