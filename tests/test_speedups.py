@@ -1,8 +1,7 @@
 """Each training speed-up computes what the plain version computed.
 
-* ConvNet's dropout and pool-then-ReLU against the textbook ops
-  (`tf.nn.experimental.stateless_dropout`, ReLU then max-pool): same logits,
-  same gradients.
+* ConvNet's dropout (one multiply by a mask) against the textbook op
+  `tf.nn.experimental.stateless_dropout`: same logits, same gradients.
 * `Trainer.train_steps` (K steps in one call, a loop in the graph) against K
   calls of `Trainer.train_step`: same weights, slots and losses.
 """
