@@ -9,7 +9,7 @@ ARGS   ?=
 # Where `make tensorboard` looks for runs (each run's train/ and test/).
 LOGDIR ?= runs
 
-.PHONY: help install train test bench clean compare graph tensorboard explore export predict
+.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -53,6 +53,9 @@ predict: install  ## Top-3 classes: ARGS="--model_dir=DIR --image=a.png".
 
 bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
 	$(PY) -m tf_raw.bench --json=bench.json $(ARGS)
+
+soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.
+	$(PY) -m tf_raw.soak $(ARGS)
 
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs

@@ -6,6 +6,7 @@ from `tf_raw.config.TrainConfig`, so flags and library cannot disagree.
 """
 
 import dataclasses
+import math
 import os
 
 from absl import flags
@@ -40,10 +41,12 @@ DATA_LAYOUT = flags.DEFINE_enum(
     "every image (for teaching). Notebook: legacy_reshape.")
 SYNTHETIC_TRAIN_SIZE = flags.DEFINE_integer(
     "synthetic_train_size", _D.synthetic_train_size,
-    "Training images in --dataset=synthetic.", lower_bound=1)
+    "Training images in --dataset=synthetic (at most 100,000).",
+    lower_bound=1, upper_bound=100_000)
 SYNTHETIC_TEST_SIZE = flags.DEFINE_integer(
     "synthetic_test_size", _D.synthetic_test_size,
-    "Test images in --dataset=synthetic.", lower_bound=1)
+    "Test images in --dataset=synthetic (at most 100,000).", lower_bound=1,
+    upper_bound=100_000)
 VALIDATION_SPLIT = flags.DEFINE_float(
     "validation_split", _D.validation_split,
     "With --data_dir=<your images> and no test/ folder: the fraction of each "
@@ -94,7 +97,8 @@ EMA_DECAY = flags.DEFINE_float(
 SEED = flags.DEFINE_integer(
     "seed", _D.seed,
     "Seed of the initial weights, the epoch order and dropout; the same seed "
-    "repeats a run on the same machine. Notebook: none.", lower_bound=0)
+    "repeats a run on the same machine. Notebook: none.", lower_bound=0,
+    upper_bound=2**63 - 1)  # It becomes an int64 tensor.
 SHUFFLE = flags.DEFINE_bool(
     "shuffle", _D.shuffle,
     "Shuffle the training set every epoch (seeded). Notebook: no shuffle "
@@ -136,6 +140,11 @@ DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", _D.deterministic,
     "Make TensorFlow's kernels deterministic (slower), so a resumed run is "
     "bit-identical to an uninterrupted one.")
+STEP_LOG = flags.DEFINE_bool(
+    "step_log", _D.step_log,
+    "Append a line per training step (step, epoch, batch and a checksum of "
+    "its images' indices) to MODEL_DIR/steps.log, to check that interrupted "
+    "and resumed runs skip and repeat nothing.")
 
 API = flags.DEFINE_enum(
     "api", _D.api, ["v2", "v1"],
@@ -158,6 +167,12 @@ flags.register_validator(
     "keep_prob_hidden", _in_unit_interval,
     "--keep_prob_hidden must be in (0, 1]: it is a keep probability, not a "
     "drop rate.")
+for _name in ("learning_rate", "decay", "momentum", "epsilon", "init_stddev",
+              "ema_decay", "validation_split"):
+  # The bounds above let NaN through (every comparison with NaN is False).
+  flags.register_validator(
+      _name, lambda v: v is not None and math.isfinite(v),
+      f"--{_name} must be a finite number.")
 flags.register_validator(
     "decay", lambda v: v < 1.0, "--decay must be below 1 (0.9 is usual).")
 flags.register_validator(
@@ -166,6 +181,11 @@ flags.register_validator(
     "turns averaging off).")
 flags.register_validator(
     "momentum", lambda v: v < 1.0, "--momentum must be below 1.")
+for _name in ("model_dir", "cache_dir"):
+  flags.register_validator(
+      _name, lambda v: bool(v and v.strip()),
+      f"--{_name} must name a folder (it is empty).")
+del _name
 flags.register_validator(
     "data_url", lambda v: v.startswith(("http://", "https://", "file://")),
     "--data_url must be an http://, https:// or file:// URL.")

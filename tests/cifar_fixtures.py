@@ -90,7 +90,8 @@ def write_batches_folder(folder, num_per_batch=3, seed=0):
   return batches, expected
 
 
-def write_tar_gz(path, files, symlinks=(), directories=(data.BATCHES_DIRNAME,)):
+def write_tar_gz(path, files, symlinks=(), directories=(data.BATCHES_DIRNAME,),
+                 hardlinks=()):
   """Writes a .tar.gz with exactly the given members, in the given order.
 
   Args:
@@ -99,6 +100,7 @@ def write_tar_gz(path, files, symlinks=(), directories=(data.BATCHES_DIRNAME,)):
       or "/etc/x" make a malicious archive).
     symlinks: (member name, link target) pairs.
     directories: directory members, written first.
+    hardlinks: (member name, name of the member it links to) pairs.
   """
   with tarfile.open(path, "w:gz") as tar:
     for name in directories:
@@ -111,11 +113,13 @@ def write_tar_gz(path, files, symlinks=(), directories=(data.BATCHES_DIRNAME,)):
       info.size = len(payload)
       info.mode = 0o644
       tar.addfile(info, io.BytesIO(payload))
-    for name, target in symlinks:
-      info = tarfile.TarInfo(name)
-      info.type = tarfile.SYMTYPE
-      info.linkname = target
-      tar.addfile(info)
+    for links, link_type in ((symlinks, tarfile.SYMTYPE),
+                             (hardlinks, tarfile.LNKTYPE)):
+      for name, target in links:
+        info = tarfile.TarInfo(name)
+        info.type = link_type
+        info.linkname = target
+        tar.addfile(info)
 
 
 def official_members(num_per_batch=3, seed=0):

@@ -39,9 +39,10 @@ import io
 import os
 import pickle
 import struct
-import uuid
 
 import numpy as np
+
+from tf_raw import run_dir
 
 IMAGE_SIZE = 32  # Pixels per side.
 NUM_CHANNELS = 3  # Red, green, blue planes, in that order.
@@ -355,34 +356,17 @@ def encode_meta(label_names=CLASS_NAMES,
   return writer.getvalue()
 
 
-def _write_atomically(path, payload):
-  """Writes to a temporary file beside `path`, then renames it into place.
-
-  Readers see the old file or the new one, never half of one. (The temporary
-  name comes from uuid rather than tempfile, whose files are private (0600);
-  open() gives the usual permissions.)
-  """
-  temp_path = f"{path}.{uuid.uuid4().hex}.tmp"
-  try:
-    with open(temp_path, "xb") as f:
-      f.write(payload)
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
 def write_batch(path, data, labels, batch_label="training batch 1 of 1",
                 filenames=None):
   """Writes a batch file byte-compatible with the official ones.
 
   Args: as `encode_batch`, plus `path`, which is replaced atomically.
   """
-  _write_atomically(path, encode_batch(data, labels, batch_label, filenames))
+  run_dir.write_atomically(
+      path, encode_batch(data, labels, batch_label, filenames))
 
 
 def write_meta(path, label_names=CLASS_NAMES,
                num_cases_per_batch=OFFICIAL_BATCH_SIZE):
   """Writes `batches.meta` with the given class names, atomically."""
-  _write_atomically(path, encode_meta(label_names, num_cases_per_batch))
+  run_dir.write_atomically(path, encode_meta(label_names, num_cases_per_batch))

@@ -6,6 +6,7 @@ errors), 1 for a problem found while running (data, checkpoint, divergence).
 """
 
 import contextlib
+import re
 import sys
 
 from absl import flags
@@ -23,9 +24,19 @@ def parse_flags_or_exit(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
-    print(f"{_program_name(argv)}: error: {str(error).rstrip('.')}. "
+    print(f"{_program_name(argv)}: error: {_sentence(error)} "
           "See --helpfull for every flag.", file=sys.stderr)
     sys.exit(2)
+
+
+def _sentence(error):
+  """absl's message as a sentence, its two rough edges smoothed."""
+  text = str(error).strip()
+  # "('Non-boolean argument to boolean flag', 'maybe')" for --shuffle=maybe.
+  text = re.sub(r"\('Non-boolean argument to boolean flag', '(.*)'\)",
+                r"'\1' is not true or false", text)
+  text = text.replace(" ?", "?")  # "Did you mean: learning_rate ?"
+  return text if text.endswith((".", "?")) else text + "."
 
 
 def reject_extra_arguments(argv):

@@ -56,6 +56,7 @@ class TrainConfig:
   max_to_keep: int = 3
   deterministic: bool = False  # tf.config.experimental.enable_op_determinism.
   log_every_steps: int = 100  # TensorBoard scalars (and plain progress lines).
+  step_log: bool = False  # One line per step in model_dir/steps.log (audits).
 
   # Which implementation trains: "v2" (this project's TF2 code) or "v1" (the
   # notebook's own TF1 graph, tf_raw/tf1_graph.py, run by tf_raw/train_v1.py).

@@ -32,6 +32,7 @@ Errors a user can cause raise `DataError`, one sentence saying what to do. This
 module needs numpy and the standard library only, not TensorFlow.
 """
 
+import contextlib
 import dataclasses
 import os
 import posixpath
@@ -269,6 +270,36 @@ def _make_cache_dir(cache_dir):
                     ) from error
 
 
+@contextlib.contextmanager
+def _cache_dir_made(cache_dir):
+  """Creates cache_dir for the block; if the block fails, removes the folders
+  it created that are still empty, so a failed run leaves nothing behind."""
+  created = []  # Deepest first.
+  path = os.path.abspath(cache_dir)
+  while not os.path.exists(path):
+    created.append(path)
+    path = os.path.dirname(path)
+  _make_cache_dir(cache_dir)
+  try:
+    yield
+  except BaseException:
+    for folder in created:
+      try:
+        os.rmdir(folder)
+      except OSError:
+        break  # Not empty: it holds something worth keeping.
+    raise
+
+
+def _unpack_cached_archive(archive, cache_dir):
+  try:
+    return _unpack_and_read(archive, cache_dir, keep=True)
+  except DataError:
+    # The cache is ours: drop a bad archive so the next run downloads afresh.
+    os.remove(archive)
+    raise
+
+
 def _load_raw(data_dir, cache_dir, data_url, keras_cache_dir, timeout_s,
               expected_sha256, show_progress):
   """Finds CIFAR-10 (see the module docstring) and returns its raw arrays."""
@@ -285,8 +316,8 @@ def _load_raw(data_dir, cache_dir, data_url, keras_cache_dir, timeout_s,
       return _read_batches_folder(path)
     # The user's archive stays untouched; we unpack a private copy and drop
     # it afterwards, so it never shadows or overwrites the cache.
-    _make_cache_dir(cache_dir)
-    return _unpack_and_read(path, cache_dir, keep=False)
+    with _cache_dir_made(cache_dir):
+      return _unpack_and_read(path, cache_dir, keep=False)
 
   found = _find_in(cache_dir) if os.path.isdir(cache_dir) else None
   if found is None:
@@ -294,28 +325,23 @@ def _load_raw(data_dir, cache_dir, data_url, keras_cache_dir, timeout_s,
       keras_batches = os.path.join(keras_cache_dir, location)
       if os.path.isfile(os.path.join(keras_batches, TRAIN_BATCHES[0])):
         return _read_batches_folder(keras_batches)
-    _make_cache_dir(cache_dir)
-    archive = os.path.join(cache_dir, ARCHIVE_NAME)
-    try:
-      download.download_file(
-          data_url, archive, expected_sha256=expected_sha256,
-          # The md5 is published for the official file only.
-          expected_md5=(CIFAR10_MD5 if expected_sha256 == CIFAR10_SHA256
-                        else None),
-          timeout_s=timeout_s, show_progress=show_progress)
-    except download.DownloadError as error:
-      raise DataError(str(error)) from error
-    found = ("archive", archive)
+    with _cache_dir_made(cache_dir):
+      archive = os.path.join(cache_dir, ARCHIVE_NAME)
+      try:
+        download.download_file(
+            data_url, archive, expected_sha256=expected_sha256,
+            # The md5 is published for the official file only.
+            expected_md5=(CIFAR10_MD5 if expected_sha256 == CIFAR10_SHA256
+                          else None),
+            timeout_s=timeout_s, show_progress=show_progress)
+      except download.DownloadError as error:
+        raise DataError(str(error)) from error
+      return _unpack_cached_archive(archive, cache_dir)
 
   kind, path = found
   if kind == "batches":
     return _read_batches_folder(path)
-  try:
-    return _unpack_and_read(path, cache_dir, keep=True)
-  except DataError:
-    # The cache is ours: drop a bad archive so the next run downloads afresh.
-    os.remove(path)
-    raise
+  return _unpack_cached_archive(path, cache_dir)
 
 
 def load_cifar10(data_dir, cache_dir, data_url=CIFAR10_URL, layout="nhwc",

@@ -61,7 +61,7 @@ def main(argv):
   # Heavy imports after flag parsing, so --help and usage errors are instant.
   from tf_raw import data  # pylint: disable=g-import-not-at-top
   from tf_raw import image_grid  # pylint: disable=g-import-not-at-top
-  from tf_raw import run_files  # pylint: disable=g-import-not-at-top
+  from tf_raw import run_dir  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   with cli.user_errors(data.DataError, OSError):
@@ -74,7 +74,7 @@ def main(argv):
     grid = image_grid.labelled_grid(images, captions, columns=GRID_SIZE)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     png = tf.io.encode_png(grid).numpy()
-    run_files.write_atomically(output, png)
+    run_dir.write_atomically(output, png)
   print(f"Wrote {output}: the first {len(captions)} {split} images, "
         f"{grid.shape[1]}x{grid.shape[0]} pixels, captioned:")
   for row in range(0, len(captions), GRID_SIZE):

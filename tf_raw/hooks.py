@@ -5,14 +5,18 @@ you need). `Trainer.run()` calls them with itself as the first argument:
 
     begin(trainer, step)             before the first step of this run
                                      (step: where it starts, > 0 on resume)
-    after_step(trainer, step)        after every train step (step: 1-based
-                                     global step, a Python int)
+    after_step(trainer, step)        after each call that trains (up to
+                                     training.STEPS_PER_CALL steps; calls end
+                                     on multiples of log_every_steps). step:
+                                     the global step reached, a Python int
     after_epoch(trainer, epoch, step)   after the epoch's checkpoint and its
                                      progress line (epoch: 0-based)
     after_evaluate(trainer, epoch, step, accuracy)   after a test evaluation
-    end(trainer, step)               after the last epoch
+    end(trainer, step)               when run() stops: after the last
+                                     epoch, or on a signal or an error (step:
+                                     the last step that ran)
 
-`after_step` runs on every step, so it must stay cheap: a hook that reads a
+`after_step` runs every few steps, so it must stay cheap: a hook that reads a
 tensor there (`.numpy()`) makes Python wait for the step to finish, which is
 fine every hundred steps and wasteful on every one.
 

@@ -6,40 +6,30 @@
     model_dir/class_names.txt  one class name per line (label i on line i+1),
                                read by `tf_raw.export` and `tf_raw.predict`
 
-Both are written atomically (a temporary file, then a rename): a reader sees
-the old file or the new one, never half of one.
+`WriteRunFiles` writes both when training starts, as a `hooks.Hook`: inside
+the folder's lock, after the checks that the folder holds this run. Both are
+written atomically (`run_dir.write_atomically`: a temporary file,
+then a rename): a reader sees the old file or the new one, never half of one.
 """
 
 import os
-import tempfile
+
+from tf_raw import hooks
+from tf_raw import run_dir
 
 FLAGS_FILE = "flags.txt"
 CLASS_NAMES_FILE = "class_names.txt"
 
 
-def write_atomically(path, contents):
-  """Writes str or bytes to `path` through a temporary file and a rename."""
-  folder = os.path.dirname(os.path.abspath(path))
-  handle, temporary = tempfile.mkstemp(prefix=".writing-", dir=folder)
-  try:
-    with os.fdopen(handle, "wb" if isinstance(contents, bytes) else "w") as f:
-      f.write(contents)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private (0600).
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise
-
-
 def write_flags(model_dir, flag_lines):
   """Writes flags.txt: `flag_lines` are "--name=value" strings."""
-  write_atomically(os.path.join(model_dir, FLAGS_FILE),
-                        "".join(f"{line}\n" for line in flag_lines))
+  run_dir.write_atomically(os.path.join(model_dir, FLAGS_FILE),
+                           "".join(f"{line}\n" for line in flag_lines))
 
 
 def write_class_names(model_dir, class_names):
-  write_atomically(os.path.join(model_dir, CLASS_NAMES_FILE),
-                        "".join(f"{name}\n" for name in class_names))
+  run_dir.write_atomically(os.path.join(model_dir, CLASS_NAMES_FILE),
+                           "".join(f"{name}\n" for name in class_names))
 
 
 def read_class_names(model_dir):
@@ -49,3 +39,21 @@ def read_class_names(model_dir):
     return None
   with open(path) as f:
     return tuple(line.rstrip("\n") for line in f if line.strip())
+
+
+class WriteRunFiles(hooks.Hook):
+  """Writes flags.txt and class_names.txt when a run begins."""
+
+  def __init__(self, flag_lines, class_names):
+    self.flag_lines = flag_lines
+    self.class_names = class_names
+
+  def begin(self, trainer, step):
+    del step
+    self.begin_in(trainer.config.model_dir)
+
+  def begin_in(self, model_dir):
+    """Writes both files into model_dir (for loops without hooks: --api=v1)."""
+    os.makedirs(model_dir, exist_ok=True)
+    write_flags(model_dir, self.flag_lines)
+    write_class_names(model_dir, self.class_names)

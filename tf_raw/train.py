@@ -3,8 +3,10 @@ r"""Trains the notebook's CIFAR-10 network: `python -m tf_raw.train --epochs=50`
 Every setting is a flag (`--helpfull` lists them with the notebook's values).
 The run lives in `--model_dir`: checkpoints, `metrics.jsonl`, TensorBoard
 events (train/, test/), `flags.txt` and `class_names.txt`. Running the same
-command again continues from the latest checkpoint;
-`--flagfile=<model_dir>/flags.txt` repeats the run's settings.
+command again continues from the latest checkpoint, exactly;
+`--flagfile=<model_dir>/flags.txt` repeats the run's settings. Ctrl-C (SIGINT)
+or SIGTERM finishes the current steps, saves, and exits 130 or 143; BUILD.md
+("What survives what") lists what survives which failure.
 
 Reproduce the notebook, bugs included:
 
@@ -17,11 +19,11 @@ same flags, data and batches (tf_raw/train_v1.py):
     python -m tf_raw.train --api=v1
 """
 
-import os
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from flags import train_flags  # pylint: disable=g-bad-import-order
 from tf_raw import cli
@@ -34,34 +36,48 @@ def main(argv):
   cli.reject_extra_arguments(argv)
   config = train_flags.to_config()
   flag_lines = cli.program_flag_lines(__name__)
-  # Heavy imports after flag parsing, so --help and usage errors are instant.
+  # Heavy imports after flag parsing, so --help and usage errors are instant;
+  # TensorFlow (seconds to import) only once the run folder and the data
+  # passed their checks, which need numpy alone.
   from tf_raw import data  # pylint: disable=g-import-not-at-top
-  from tf_raw import progress  # pylint: disable=g-import-not-at-top
+  from tf_raw import run_dir  # pylint: disable=g-import-not-at-top
   from tf_raw import run_files  # pylint: disable=g-import-not-at-top
-  from tf_raw import summaries  # pylint: disable=g-import-not-at-top
-  from tf_raw import training  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with cli.user_errors(data.DataError, run_dir.RunDirError):
+      run_dir.check_writable(config.model_dir)  # Before a long download.
+      dataset = data.load(config)
+      if config.api == "v2":  # v1 keeps no checkpoints: nothing to continue.
+        run_dir.check_identity(config.model_dir,
+                               run_dir.run_identity(config, dataset))
+    from tf_raw import progress  # pylint: disable=g-import-not-at-top
+    from tf_raw import summaries  # pylint: disable=g-import-not-at-top
+    from tf_raw import training  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  tf.get_logger().setLevel("WARNING")  # No per-checkpoint INFO lines.
-  if config.deterministic:
-    tf.config.experimental.enable_op_determinism()
-  with cli.user_errors(data.DataError, training.TrainingError):
-    dataset = data.load(config)
-    os.makedirs(config.model_dir, exist_ok=True)
+    tf.get_logger().setLevel("WARNING")  # No per-checkpoint INFO lines,
+    logging.set_verbosity(logging.WARNING)  # from either logger.
+    if config.deterministic:
+      tf.config.experimental.enable_op_determinism()
     # flags.txt repeats this run: --flagfile=<model_dir>/flags.txt.
-    run_files.write_flags(config.model_dir, flag_lines)
-    run_files.write_class_names(config.model_dir, dataset.class_names)
-    if config.api == "v1":
-      from tf_raw import train_v1  # pylint: disable=g-import-not-at-top
-      train_v1.run(config, dataset)
-      return
-    # A bar on a terminal, plain lines in a log; TensorBoard events always.
-    bar = progress.Progress(sys.stdout, config.log_every_steps)
-    tensorboard = summaries.TensorBoard(config.model_dir,
-                                        config.log_every_steps)
-    trainer = training.Trainer(config, dataset, out=bar.print_line,
-                               hooks=[tensorboard, bar])
-    trainer.run()
+    write_run_files = run_files.WriteRunFiles(flag_lines, dataset.class_names)
+    with cli.user_errors(run_dir.RunDirError, training.TrainingError):
+      if config.api == "v1":
+        from tf_raw import train_v1  # pylint: disable=g-import-not-at-top
+        write_run_files.begin_in(config.model_dir)
+        train_v1.run(config, dataset)
+        return
+      # A bar on a terminal, plain lines in a log; TensorBoard events always.
+      bar = progress.Progress(sys.stdout, config.log_every_steps)
+      tensorboard = summaries.TensorBoard(config.model_dir,
+                                          config.log_every_steps)
+      trainer = training.Trainer(config, dataset, out=bar.print_line,
+                                 hooks=[write_run_files, tensorboard, bar])
+      trainer.run()  # SIGINT/SIGTERM: saves, then exits 130/143 itself.
+  except KeyboardInterrupt:  # Ctrl-C before training, or a second Ctrl-C.
+    print(f"error: interrupted; {config.model_dir} keeps its newest "
+          "checkpoint, if any, so run the same command again to continue.",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

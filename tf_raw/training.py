@@ -27,19 +27,19 @@ even in the middle of an epoch.
 """
 
 import dataclasses
-import json
 import math
-import os
 import signal
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import checkpoints
 from tf_raw import model as model_lib
 from tf_raw import optim
+from tf_raw import run_dir
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = run_dir.METRICS_FILE
 # Training steps per call of `train_steps` (fewer at checkpoints and at the end
 # of an epoch). One call per step costs a Python round trip and a host sync
 # each time; a call per 20 steps keeps SIGINT answered within about 2 s on a
@@ -161,8 +161,10 @@ class Trainer:
         global_step=self.global_step, epoch_loss_sum=self.epoch_loss_sum)
     if self.average_model is not None:
       self.checkpoint.average_model = self.average_model
-    self.manager = tf.train.CheckpointManager(
-        self.checkpoint, config.model_dir, max_to_keep=config.max_to_keep)
+    # Atomic saves, the newest max_to_keep kept, a damaged newest one skipped.
+    self.checkpoints = checkpoints.CheckpointStore(
+        self.checkpoint, config.model_dir, config.max_to_keep)
+    self.manager = self.checkpoints.manager
 
   # ---------------------------------------------------------------- steps --
 
@@ -281,18 +283,12 @@ class Trainer:
   # ------------------------------------------------------------------ run --
 
   def restore(self):
-    """Restores the latest checkpoint in model_dir, if any; returns its path."""
-    latest = self.manager.latest_checkpoint
-    if latest is None:
-      return None
-    try:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.OpError) as error:
-      raise TrainingError(
-          f"Cannot restore checkpoint {latest} ({type(error).__name__}): it "
-          "was written by a different model or is damaged; use another "
-          "--model_dir or delete that folder to start afresh.") from error
-    return latest
+    """Restores the newest usable checkpoint in model_dir; returns its path.
+
+    A damaged newest checkpoint is reported and the one before it used; one
+    from a different model is a `checkpoints.CheckpointError`.
+    """
+    return self.checkpoints.restore(out=self.out)
 
   def run(self):
     """Trains from wherever model_dir left off to config.epochs.
@@ -302,7 +298,19 @@ class Trainer:
 
     Raises:
       TrainingError: the loss stopped being finite.
+      run_dir.RunDirError: the folder holds another run, is locked by another
+        process, or cannot be written (checkpoints.CheckpointError included).
+      SystemExit: SIGINT or SIGTERM arrived; a checkpoint was saved first.
     """
+    config = self.config
+    identity = run_dir.run_identity(config, self.dataset)
+    run_dir.check_identity(config.model_dir, identity)  # Before any write.
+    with run_dir.RunLock(config.model_dir), _StopSignal() as stop:
+      run_dir.record_identity(config.model_dir, identity)
+      return self._run(stop)
+
+  def _run(self, stop):
+    """`run`, inside the folder's lock and with `stop` watching for signals."""
     config, labels = self.config, self.dataset.train_labels
     total_steps = config.epochs * self.steps_per_epoch
     restored = self.restore()
@@ -310,61 +318,122 @@ class Trainer:
     if restored:
       self.out(f"Resuming from {restored} at step {start_step} "
                f"(epoch {start_step // self.steps_per_epoch}).")
+    self._reconcile_metrics(start_step)
     if start_step >= total_steps:
       self.out(f"Nothing to do: {config.model_dir} already holds a finished "
                f"run of {config.epochs} epochs ({start_step} steps).")
       return None
+    if stop.signal_name:  # It came while restoring: nothing new to save.
+      self.out(f"Got {stop.signal_name} before training went on; "
+               f"{config.model_dir} is as it was.")
+      raise SystemExit(128 + signal.Signals[stop.signal_name].value)
+    step_log = (run_dir.StepLog(config.model_dir, start_step)
+                if config.step_log else None)
 
     accuracy = None
+    step = start_step
     start_time = time.monotonic()
     self._call_hooks("begin", start_step)
-    with _StopSignal() as stop:
+    try:
       for epoch in range(start_step // self.steps_per_epoch, config.epochs):
         epoch_start_time = time.monotonic()
         order = epoch_order(config.seed, epoch, len(labels), config.shuffle)
-        first_batch = int(self.global_step.numpy()) % self.steps_per_epoch
+        first_batch = step % self.steps_per_epoch
         if first_batch == 0:
           self.epoch_loss_sum.assign(0.0)
         batch = first_batch
         while batch < self.steps_per_epoch:
-          num_steps = self._steps_in_next_call(
-              epoch * self.steps_per_epoch + batch, batch)
+          num_steps = self._steps_in_next_call(step, batch)
           self.train_batches(order, batch, num_steps)
+          if step_log:
+            self._record_steps(step_log, order, epoch, batch, num_steps)
           batch += num_steps
           step = epoch * self.steps_per_epoch + batch
           self._call_hooks("after_step", step)
+          if (stop.signal_name or batch == self.steps_per_epoch or
+              (config.checkpoint_every_steps and
+               step % config.checkpoint_every_steps == 0)):
+            self._save(step)
           if stop.signal_name:
-            self._save(step)
-            self.out(f"Got {stop.signal_name}: saved a checkpoint at step "
-                     f"{step}; run the same command again to continue.")
-            raise SystemExit(128 + signal.Signals[stop.signal_name].value)
-          if (config.checkpoint_every_steps and
-              step % config.checkpoint_every_steps == 0):
-            self._save(step)
-        self._save(step)
+            # An epoch-end evaluation left undone is caught up on restart.
+            self._exit_on_signal(stop.signal_name, step)
         self._log_epoch(epoch, batch - first_batch, epoch_start_time,
                         start_time, start_step)
         self._call_hooks("after_epoch", epoch, step)
-        if epoch % config.eval_every == 0 or epoch == config.epochs - 1:
+        if self._evaluation_due(epoch):
           accuracy = self._evaluate_and_log(epoch, step)
           self._call_hooks("after_evaluate", epoch, step, accuracy)
-    self._call_hooks("end", step)
+        if stop.signal_name and epoch < config.epochs - 1:
+          # It came during the epoch-end save or evaluation: both are done.
+          self._exit_on_signal(stop.signal_name, step)
+    finally:
+      # Also on a signal or an error: event files and the step log are
+      # flushed and closed up to the last step that ran.
+      self._call_hooks("end", step)
+      if step_log:
+        step_log.close()
     self.out(f"Final accuracy : {accuracy}")
     return accuracy
+
+  def _record_steps(self, step_log, order, epoch, first_batch, num_steps):
+    """Appends one steps.log line per step of the last `train_batches` call."""
+    batch_size = self.config.batch_size
+    for batch in range(first_batch, first_batch + num_steps):
+      step_log.record(epoch * self.steps_per_epoch + batch + 1, epoch, batch,
+                      order[batch * batch_size:(batch + 1) * batch_size])
 
   def _call_hooks(self, method_name, *args):
     for hook in self.hooks:
       getattr(hook, method_name)(self, *args)
 
+  def _evaluation_due(self, epoch):
+    """The notebook evaluated after epoch 0, every 10th, and the last."""
+    return epoch % self.config.eval_every == 0 or epoch == self.config.epochs - 1
+
+  def _exit_on_signal(self, signal_name, step):
+    """Says where the run stopped and exits 128 + the signal's number."""
+    self.out(f"Got {signal_name}: saved a checkpoint at step {step}; run the "
+             "same command again to continue.")
+    raise SystemExit(128 + signal.Signals[signal_name].value)
+
+  def _reconcile_metrics(self, step):
+    """Makes metrics.jsonl agree with the restored step, after any crash.
+
+    Records of steps after `step` are dropped (that work is redone), and if
+    `step` ends an epoch whose evaluation was due but never written (the
+    process died between the epoch-end checkpoint and the evaluation, or
+    stopped on a signal there), it is evaluated now: the weights are exactly
+    those the evaluation would have seen. So each due evaluation is in the
+    file exactly once.
+    """
+    model_dir = self.config.model_dir
+    dropped = run_dir.keep_metrics_up_to(model_dir, step)
+    if dropped:
+      self.out(f"Dropped {dropped} evaluation record(s) of steps after {step}"
+               " from metrics.jsonl; training will redo them.")
+    if step == 0 or step % self.steps_per_epoch:
+      return
+    epoch = step // self.steps_per_epoch - 1
+    if self._evaluation_due(epoch) and not any(
+        record.get("step") == step for record in run_dir.read_metrics(model_dir)):
+      self.out(f"Evaluating epoch {epoch}, which the previous run ended "
+               "before evaluating.")
+      self._evaluate_and_log(epoch, step)
+
   def _save(self, step):
-    """Checkpoints step `step`, unless the loss went non-finite before it."""
+    """Checkpoints step `step`, unless the loss or weights went non-finite."""
     bad_step = int(self.first_nonfinite_step.numpy())
+    if bad_step < 0 and not all(
+        bool(tf.reduce_all(tf.math.is_finite(w))) for w in self.model.weights):
+      bad_step = step - 1  # The loss was still finite; this update was not.
     if bad_step >= 0:
+      last_good = self.checkpoints.last_good
+      kept = (f"the last good checkpoint, {last_good}, is intact" if last_good
+              else "no checkpoint had been written yet")
       raise TrainingError(
           f"The loss became NaN or infinite at step {bad_step + 1}; training "
-          f"stopped and the last good checkpoint ({self.manager.latest_checkpoint})"
-          " is intact; lower --learning_rate.")
-    self.manager.save(checkpoint_number=step)
+          f"stopped and {kept}; lower --learning_rate.")
+    self.checkpoints.save(step)
 
   def _log_epoch(self, epoch, steps_run, epoch_start_time, start_time,
                  start_step):
@@ -398,8 +467,7 @@ class Trainer:
       record["raw_weights_accuracy"] = self.evaluate(self.predict_raw)[0]
       self.out(f"(moving-average weights; raw weights: "
                f"{record['raw_weights_accuracy']})")
-    with open(os.path.join(self.config.model_dir, METRICS_FILE), "a") as f:
-      f.write(json.dumps(record) + "\n")
+    run_dir.append_metric(self.config.model_dir, record)
     return accuracy
 
 
