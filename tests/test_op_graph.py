@@ -77,10 +77,10 @@ class TF2StepTest(tf.test.TestCase):
       expected += [("Conv2D", (None, size, size, channels)),
                    ("Relu", (None, size, size, channels)),
                    ("MaxPool", (None, size // 2, size // 2, channels)),
-                   ("SelectV2", (None, size // 2, size // 2, channels))]
-    expected += [("Reshape", (None, 2048)), ("SelectV2", (None, 2048)),
+                   ("Mul", (None, size // 2, size // 2, channels))]
+    expected += [("Reshape", (None, 2048)), ("Mul", (None, 2048)),
                  ("MatMul", (None, 625)), ("Relu", (None, 625)),
-                 ("SelectV2", (None, 625)), ("MatMul", (None, 10))]
+                 ("Mul", (None, 625)), ("MatMul", (None, 10))]
     self.assertEqual(rows, expected)
     self.assertEqual(self.report.input_shape.as_list(), [None, 32, 32, 3])
 

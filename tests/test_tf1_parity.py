@@ -56,21 +56,20 @@ def _tf2_dropout_layers(net, keep_prob_conv, keep_prob_hidden):
   """A function returning (before, after) of each of the model's dropouts.
 
   Traces the real `ConvNet.__call__` once (tf.compat.v1.wrap_function) and
-  prunes the graph to fetch each dropout's input and output: in TF 2.21,
-  stateless dropout ends in a SelectV2(keep_mask, x * scale, 0).
+  prunes the graph to fetch each dropout's input and output: the model's
+  dropout ends in a multiply by the mask, named "dropout".
   """
   wrapped = tf.compat.v1.wrap_function(
       lambda images, seed: net(images, keep_prob_conv, keep_prob_hidden,
                                seed),
       [tf.TensorSpec([None, 32, 32, 3], tf.float32),
        tf.TensorSpec([2], tf.int64)])
-  selects = [op for op in wrapped.graph.get_operations()
-             if op.type == "SelectV2" and "dropout" in op.name]
-  assert len(selects) == len(DROPOUT_LAYERS), [op.name for op in selects]
+  outputs = [op for op in wrapped.graph.get_operations()
+             if op.type == "Mul" and op.name.startswith("dropout")]
+  assert len(outputs) == len(DROPOUT_LAYERS), [op.name for op in outputs]
   fetches = []
-  for select in selects:
-    scaled = select.inputs[1].op  # x * (1 / keep_prob)
-    fetches += [scaled.inputs[0], select.outputs[0]]
+  for output in outputs:
+    fetches += [output.inputs[0], output.outputs[0]]
   pruned = wrapped.prune(feeds=wrapped.inputs, fetches=fetches)
 
   def layers(images, step):

@@ -135,9 +135,15 @@ def _logits_op(ops):
 
 
 def _is_dropout(op):
-  # Both dropouts (TF1's and the stateless one) end in a SelectV2 that picks
-  # the scaled value or zero.
-  return op.type == "SelectV2" and "dropout" in op.name
+  """The op whose output is a dropout's output.
+
+  TF1's tf.nn.dropout (and TF2's) end in a SelectV2 in a "dropout" scope that
+  picks the scaled value or zero; `model.ConvNet` ends its dropout in a
+  multiply by the mask, named "dropout".
+  """
+  if op.type == "SelectV2":
+    return "dropout" in op.name
+  return op.type == "Mul" and op.name.rsplit("/", 1)[-1].startswith("dropout")
 
 
 def forward_layers(ops):
