@@ -122,6 +122,7 @@ def measure_candidate(candidate, config, log):
     result["seconds"] = round(time.monotonic() - start, 1)
     if "repeats" in result:
       result["images_per_sec"] = statistics.median(result["repeats"])
+      result["images_per_cpu_sec"] = statistics.median(result["cpu_repeats"])
     log(f"  {candidate:10s} {setting:20s} " + (
         f"{result['images_per_sec']:8,.0f} images/sec"
         if "images_per_sec" in result else
@@ -135,6 +136,7 @@ def measure_candidate(candidate, config, log):
                                for name, r in variants.items())}
   best = max(timed, key=lambda name: timed[name]["images_per_sec"])
   entry = {"images_per_sec": timed[best]["images_per_sec"], "setting": best,
+           "images_per_cpu_sec": timed[best]["images_per_cpu_sec"],
            "repeats": timed[best]["repeats"], "variants": variants}
   for key in ("eval_seconds", "eval_images", "eval_batch_size"):
     if key in timed[best]:
@@ -257,7 +259,9 @@ def summarize(results):
   if peers and ours:
     fastest = max(peers, key=peers.get)
     results["tf_raw_vs_fastest_peer"] = {
-        "peer": fastest, "speedup": ours / peers[fastest]}
+        "peer": fastest, "speedup": ours / peers[fastest],
+        "cpu_speedup": (candidates["tf_raw"]["images_per_cpu_sec"] /
+                        candidates[fastest]["images_per_cpu_sec"])}
 
 
 def _matmul_line(results):
@@ -278,7 +282,8 @@ def table(results):
            f"{results['machine']['torch']}.",
            _matmul_line(results), "",
            f"{'candidate':11s} {'setting':16s} {'images/sec':>10s} "
-           f"{'(min-max)':>13s} {'GFLOP/s':>8s} {'% matmul':>8s}"]
+           f"{'(min-max)':>13s} {'GFLOP/s':>8s} {'% matmul':>8s} "
+           f"{'img/CPU-s':>9s}"]
   for name, entry in results["candidates"].items():
     if "images_per_sec" not in entry:
       lines.append(f"{name:11s} {entry.get('skipped') or entry.get('error')}")
@@ -288,12 +293,16 @@ def table(results):
     lines.append(
         f"{name:11s} {entry['setting']:16s} {entry['images_per_sec']:10,.0f} "
         f"{f'({low:,.0f}-{high:,.0f})':>13s} {entry['gflops']:8.1f} "
-        + (f"{percent:7.1f}%" if percent is not None else "     n/a"))
+        + (f"{percent:7.1f}%" if percent is not None else "     n/a")
+        + f" {entry['images_per_cpu_sec']:9,.0f}")
+  lines.append("img/CPU-s: images per CPU-second of the candidate's process "
+               "(steadier than images/sec when other work shares the CPU).")
   lines.append("")
   versus = results.get("tf_raw_vs_fastest_peer")
   if versus:
     lines.append(f"tf_raw / fastest peer ({versus['peer']}): "
-                 f"{versus['speedup']:.2f}x")
+                 f"{versus['speedup']:.2f}x in images/sec, "
+                 f"{versus['cpu_speedup']:.2f}x in images per CPU-second")
   tf_raw = results["candidates"].get("tf_raw", {})
   if "eval_seconds" in tf_raw:
     lines.append(f"Evaluation pass over {tf_raw['eval_images']:,} images "

@@ -15,7 +15,8 @@ RMSProp(0.001, decay 0.9) on batches of 128, each in its own idiom:
 * `keras_fit_rates`: a `keras.Sequential` trained by `model.fit` from a
   `tf.data` pipeline (batch, repeat, prefetch), timed by a callback.
 
-Every function takes plain numbers and returns images/sec per timed repeat;
+Every function takes plain numbers and returns images/sec per timed repeat
+(`time_repeats`);
 `bench_worker.py` chooses the settings and the process environment.
 """
 
@@ -47,15 +48,18 @@ def time_repeats(run_steps, batch_size, warmup_steps, steps, repeats):
     repeats: how many timed repeats.
 
   Returns:
-    list of images/sec, one per repeat.
+    {"repeats": images/sec per repeat (wall clock), "cpu_repeats": images
+    per CPU-second of this process per repeat (all its threads; steadier
+    than wall time on a busy machine)}.
   """
   run_steps(warmup_steps)
-  rates = []
+  rates, cpu_rates = [], []
   for _ in range(repeats):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     run_steps(steps)
     rates.append(steps * batch_size / (time.perf_counter() - start))
-  return rates
+    cpu_rates.append(steps * batch_size / (time.process_time() - cpu_start))
+  return {"repeats": rates, "cpu_repeats": cpu_rates}
 
 
 def random_pool(num_images, seed=0):
@@ -118,7 +122,7 @@ class TF1GraphPeer:
 
 
 def tf1_graph_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """images/sec per repeat of the TF1 graph, fed like the notebook."""
+  """`time_repeats` of the TF1 graph, fed like the notebook."""
   images, labels = random_pool(pool_batches * batch_size)
   # The notebook scaled and one-hot encoded the whole set before training.
   float_images = images.astype(np.float32) / 255.0
@@ -166,7 +170,7 @@ def keras_model():
 
 
 def keras_fit_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """images/sec per repeat of `model.fit`, timed between batch callbacks."""
+  """Like `time_repeats`, for `model.fit`, timed between batch callbacks."""
   import keras  # pylint: disable=g-import-not-at-top
 
   model = keras_model()
@@ -192,10 +196,13 @@ def keras_fit_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
     def on_train_batch_end(self, batch, logs=None):
       done = batch + 1 - warmup_steps
       if done >= 0 and done % steps == 0:
-        self.marks.append(time.perf_counter())
+        self.marks.append((time.perf_counter(), time.process_time()))
 
   clock = Clock()
   model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps * repeats,
             callbacks=[clock], verbose=0)
-  return [steps * batch_size / (end - start)
-          for start, end in zip(clock.marks, clock.marks[1:])]
+  intervals = list(zip(clock.marks, clock.marks[1:]))
+  return {"repeats": [steps * batch_size / (end[0] - start[0])
+                      for start, end in intervals],
+          "cpu_repeats": [steps * batch_size / (end[1] - start[1])
+                          for start, end in intervals]}

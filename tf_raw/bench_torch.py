@@ -39,7 +39,7 @@ def torch_model():
 
 def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
                   threads, pool_batches=20):
-  """images/sec per repeat of a plain PyTorch training loop.
+  """Images/sec per repeat of a plain PyTorch training loop.
 
   Args:
     batch_size, warmup_steps, steps, repeats: as `bench_peers.time_repeats`.
@@ -76,10 +76,13 @@ def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
       optimizer.step()
       batch[0] += 1
 
+  # The same protocol as bench_peers.time_repeats (not imported: it would
+  # import TensorFlow into this process).
   run_steps(warmup_steps)
-  rates = []
+  rates, cpu_rates = [], []
   for _ in range(repeats):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     run_steps(steps)
     rates.append(steps * batch_size / (time.perf_counter() - start))
-  return rates
+    cpu_rates.append(steps * batch_size / (time.process_time() - cpu_start))
+  return {"repeats": rates, "cpu_repeats": cpu_rates}

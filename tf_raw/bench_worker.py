@@ -14,7 +14,8 @@ Tasks (the JSON's "task"):
 * "matmul": {"size"} -> {"tf_gflops", "numpy_gflops"}: float32 C = A @ B of
   two size x size matrices, 2 * size**3 FLOPs each.
 * "train": {"candidate", "batch_size", "warmup_steps", "steps", "repeats",
-  "eval_images"} -> {"repeats": [images/sec, ...], ...}; for tf_raw also
+  "eval_images"} -> {"repeats": [images/sec, ...], "cpu_repeats": [images
+  per CPU-second, ...]}; for tf_raw also
   "eval_seconds", one `Trainer.evaluate()` pass over eval_images images.
 """
 
@@ -93,15 +94,15 @@ def tf_raw_train(spec):
         next_batch[0] += count
       float(trainer.epoch_loss_sum.numpy())  # Wait for the steps to finish.
 
-    rates = bench_peers.time_repeats(run_steps, batch_size,
-                                     spec["warmup_steps"], spec["steps"],
-                                     spec["repeats"])
+    result = bench_peers.time_repeats(run_steps, batch_size,
+                                      spec["warmup_steps"], spec["steps"],
+                                      spec["repeats"])
     trainer.evaluate()  # Traces `predict`.
     start = time.perf_counter()
     trainer.evaluate()
     eval_seconds = time.perf_counter() - start
   assert np.isfinite(float(trainer.epoch_loss_sum.numpy()))
-  return {"repeats": rates, "eval_seconds": eval_seconds,
+  return {**result, "eval_seconds": eval_seconds,
           "eval_images": spec["eval_images"],
           "eval_batch_size": config.eval_batch_size}
 
@@ -115,17 +116,17 @@ def train(spec):
     return tf_raw_train(spec)
   if candidate == "tf1_graph":
     from tf_raw import bench_peers  # pylint: disable=g-import-not-at-top
-    return {"repeats": bench_peers.tf1_graph_rates(*args)}
+    return bench_peers.tf1_graph_rates(*args)
   if candidate == "keras_fit":
     from tf_raw import bench_peers  # pylint: disable=g-import-not-at-top
-    return {"repeats": bench_peers.keras_fit_rates(*args)}
+    return bench_peers.keras_fit_rates(*args)
   if candidate == "pytorch":
     try:
       from tf_raw import bench_torch  # pylint: disable=g-import-not-at-top
     except ImportError as error:
       return {"skipped": f"torch is not importable ({error})"}
-    return {"repeats": bench_torch.pytorch_rates(
-        *args, channels_last=spec["channels_last"], threads=cores())}
+    return bench_torch.pytorch_rates(
+        *args, channels_last=spec["channels_last"], threads=cores())
   raise ValueError(f"unknown candidate {candidate!r}")
 
 
