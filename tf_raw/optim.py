@@ -93,4 +93,9 @@ def update_moving_average(averages, variables, decay, step):
   step = tf.cast(step, tf.float32)
   effective_decay = tf.minimum(decay, (1.0 + step) / (10.0 + step))
   for average, variable in zip(averages, variables):
-    average.assign_sub((1.0 - effective_decay) * (average - variable))
+    # avg -= (1 - d) * (avg - var) as gradient descent on avg with
+    # "gradient" avg - var: one fused pass instead of a multiply and an
+    # assign_sub (the same float operations, in the same order).
+    tf.raw_ops.ResourceApplyGradientDescent(
+        var=average.handle, alpha=1.0 - effective_decay,
+        delta=average - variable)

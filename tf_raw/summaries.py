@@ -205,7 +205,7 @@ class TensorBoard(hooks.Hook):
   def _train_accuracy(self, trainer):
     images = trainer.dataset.train_images[:TRAIN_ACCURACY_SAMPLE]
     labels = trainer.dataset.train_labels[:TRAIN_ACCURACY_SAMPLE]
-    return float(np.mean(trainer.predict(images).numpy() == labels))
+    return float(np.mean(trainer.predict_in_batches(images) == labels))
 
   def _one_batch_gradients(self, trainer):
     """The gradients of the training loss on the first training batch.
