@@ -10,6 +10,7 @@ Public pieces:
   of batches, in one call (a loop inside the graph); `run()` uses it.
 * `Trainer.predict(images_uint8)`: class ids, dropout off, traced once; with
   `config.ema_decay > 0` it uses the moving average of the weights.
+  `Trainer.predict_in_batches` and `Trainer.evaluate` call it batch by batch.
 * `epoch_order(seed, epoch, num_images, shuffle)`: the data order of an epoch.
 
 How this maps to the notebook's TF1 loop:
@@ -20,10 +21,12 @@ How this maps to the notebook's TF1 loop:
                                       p_keep_conv: 0.8, p_keep_hidden: 0.5})
 
 Everything a restart needs is in TF variables that the checkpoint saves: the
-weights, the optimizer slots and `global_step`. The data order of an epoch is
-a pure function of (seed, epoch) and each dropout mask a pure function of
-(seed, global_step), so a restored run continues exactly where it stopped,
-even in the middle of an epoch.
+weights, their moving average, the optimizer slots and `global_step`. The data
+order of an epoch is a pure function of (seed, epoch) and each dropout mask a
+pure function of (seed, global_step), so a restored run continues exactly
+where it stopped, even in the middle of an epoch. The files around the
+checkpoints (the lock, run_config.json, metrics.jsonl, steps.log) are
+`tf_raw/run_dir.py`'s; saving and restoring them safely, `tf_raw/checkpoints.py`.
 """
 
 import dataclasses
