@@ -39,7 +39,6 @@ from tests import cli_fixtures
 from tests import image_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import run_dir
 
 BATCHES = data.BATCHES_DIRNAME
 PROGRAM = "python -m tf_raw.train: error: "
@@ -54,7 +53,7 @@ FLAG_CASES = [
      "--data_dir must be an existing folder holding cifar-10-batches-py/ or "
      "cifar-10-python.tar.gz (or that archive itself), or train/<class>/ "
      "image folders."),
-    ("--data_url=ftp://example.com/c.tar.gz",
+    ("--data_url=ftp://127.0.0.1/c.tar.gz",
      "--data_url must be an http://, https:// or file:// URL."),
     ("--data_layout=nchw", "value should be one of <nhwc|legacy_reshape>."),
     ("--synthetic_train_size=0",

@@ -1,6 +1,5 @@
 """The training loop: tracing, data order, learning, checkpoints and resume."""
 
-import dataclasses
 import json
 import os
 

@@ -5,19 +5,15 @@ dropout on the 2048 flattened features, a 625-unit ReLU layer with dropout,
 10 logits; no biases; weights from normal(stddev=0.01)) and train it with
 RMSProp(0.001, decay 0.9) on batches of 128, each in its own idiom:
 
-* `TF1GraphPeer`: placeholders, `Session.run(train_op, feed_dict=...)` on
-  float32 images and one-hot labels prepared up front, as the notebook did.
-  Until `tf_raw/tf1_graph.py` (the full TF1 original, kept as an oracle)
-  lands, this is a self-contained copy of that graph with the same interface
-  (`train_step(images, labels, keep_prob_conv, keep_prob_hidden)`), so
-  swapping it for `tf1_graph.TF1Graph` is a one-line change in
-  `bench_worker.py`.
+* `tf1_graph_rates`: the notebook's graph itself (`tf1_graph.TF1Graph`:
+  placeholders, `Session.run(train_op, feed_dict=...)`) on float32 images and
+  one-hot labels prepared up front, as the notebook did.
 * `keras_fit_rates`: a `keras.Sequential` trained by `model.fit` from a
   `tf.data` pipeline (batch, repeat, prefetch), timed by a callback.
 
 Every function takes plain numbers and returns images/sec per timed repeat
-(`time_repeats`);
-`bench_worker.py` chooses the settings and the process environment.
+(`bench_worker.time_repeats`); `bench_worker.py` chooses the settings and the
+process environment.
 """
 
 import time
@@ -25,41 +21,15 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import bench_worker
 from tf_raw import model as model_lib
-
-v1 = tf.compat.v1
+from tf_raw import tf1_graph
 
 KEEP_PROB_CONV = 0.8
 KEEP_PROB_HIDDEN = 0.5
 LEARNING_RATE = 0.001
 DECAY = 0.9
 INIT_STDDEV = 0.01
-
-
-def time_repeats(run_steps, batch_size, warmup_steps, steps, repeats):
-  """Times `run_steps(steps)` `repeats` times after one untimed warm-up.
-
-  Args:
-    run_steps: callable(num_steps) that trains num_steps steps and returns
-      only when they are done.
-    batch_size: images per step.
-    warmup_steps: steps run first and not timed.
-    steps: steps per timed repeat.
-    repeats: how many timed repeats.
-
-  Returns:
-    {"repeats": images/sec per repeat (wall clock), "cpu_repeats": images
-    per CPU-second of this process per repeat (all its threads; steadier
-    than wall time on a busy machine)}.
-  """
-  run_steps(warmup_steps)
-  rates, cpu_rates = [], []
-  for _ in range(repeats):
-    start, cpu_start = time.perf_counter(), time.process_time()
-    run_steps(steps)
-    rates.append(steps * batch_size / (time.perf_counter() - start))
-    cpu_rates.append(steps * batch_size / (time.process_time() - cpu_start))
-  return {"repeats": rates, "cpu_repeats": cpu_rates}
 
 
 def random_pool(num_images, seed=0):
@@ -75,73 +45,31 @@ def random_pool(num_images, seed=0):
   return images, labels
 
 
-class TF1GraphPeer:
-  """The notebook's TF1 graph: placeholders, Session and feed_dict."""
-
-  def __init__(self, seed=0):
-    self.graph = tf.Graph()
-    with self.graph.as_default():
-      v1.set_random_seed(seed)
-      # The notebook's placeholders: float images in [0, 1], one-hot labels.
-      self.X = v1.placeholder(tf.float32, [None, *model_lib.IMAGE_SHAPE])
-      self.Y = v1.placeholder(tf.float32, [None, model_lib.NUM_CLASSES])
-      self.p_keep_conv = v1.placeholder(tf.float32)
-      self.p_keep_hidden = v1.placeholder(tf.float32)
-      w, w2, w3, w4, w_o = [
-          tf.Variable(v1.random_normal(shape, stddev=INIT_STDDEV))
-          for shape in model_lib.WEIGHT_SHAPES.values()]
-
-      def block(x, kernel):
-        x = tf.nn.relu(v1.nn.conv2d(x, kernel, [1, 1, 1, 1], "SAME"))
-        x = v1.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")
-        return v1.nn.dropout(x, keep_prob=self.p_keep_conv)
-
-      l1 = block(self.X, w)
-      l2 = block(l1, w2)
-      l3 = block(l2, w3)
-      l3 = v1.nn.dropout(tf.reshape(l3, [-1, w4.shape[0]]),
-                         keep_prob=self.p_keep_conv)
-      l4 = v1.nn.dropout(tf.nn.relu(tf.matmul(l3, w4)),
-                         keep_prob=self.p_keep_hidden)
-      py_x = tf.matmul(l4, w_o)
-      cost = tf.reduce_mean(v1.nn.softmax_cross_entropy_with_logits_v2(
-          logits=py_x, labels=self.Y))
-      self.train_op = v1.train.RMSPropOptimizer(
-          LEARNING_RATE, DECAY).minimize(cost)
-      self.session = v1.Session(graph=self.graph)
-      self.session.run(v1.global_variables_initializer())
-
-  def train_step(self, images, labels, keep_prob_conv, keep_prob_hidden):
-    """One `sess.run(train_op)`: float32 [B, 32, 32, 3], one-hot [B, 10]."""
-    self.session.run(self.train_op, feed_dict={
-        self.X: images, self.Y: labels,
-        self.p_keep_conv: keep_prob_conv, self.p_keep_hidden: keep_prob_hidden})
-
-  def close(self):
-    self.session.close()
-
-
 def tf1_graph_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """`time_repeats` of the TF1 graph, fed like the notebook."""
+  """`time_repeats` of the notebook's TF1 graph, fed like the notebook."""
   images, labels = random_pool(pool_batches * batch_size)
   # The notebook scaled and one-hot encoded the whole set before training.
-  float_images = images.astype(np.float32) / 255.0
-  one_hot = np.eye(model_lib.NUM_CLASSES, dtype=np.float32)[labels]
-  peer = TF1GraphPeer()
+  float_images = tf1_graph.to_float_images(images)
+  one_hot = tf1_graph.to_one_hot(labels)
+  notebook = tf1_graph.TF1Graph(seed=0)
   batch = [0]
 
   def run_steps(num_steps):
     for _ in range(num_steps):
       start = batch[0] % pool_batches * batch_size
-      peer.train_step(float_images[start:start + batch_size],
-                      one_hot[start:start + batch_size],
-                      KEEP_PROB_CONV, KEEP_PROB_HIDDEN)
+      # The notebook's loop: sess.run(train_op, feed_dict=...), nothing else.
+      notebook.session.run(notebook.train_op, feed_dict={
+          notebook.X: float_images[start:start + batch_size],
+          notebook.Y: one_hot[start:start + batch_size],
+          notebook.p_keep_conv: KEEP_PROB_CONV,
+          notebook.p_keep_hidden: KEEP_PROB_HIDDEN})
       batch[0] += 1
 
   try:
-    return time_repeats(run_steps, batch_size, warmup_steps, steps, repeats)
+    return bench_worker.time_repeats(run_steps, batch_size, warmup_steps,
+                                     steps, repeats)
   finally:
-    peer.close()
+    notebook.close()
 
 
 def keras_model():
@@ -170,7 +98,7 @@ def keras_model():
 
 
 def keras_fit_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """Like `time_repeats`, for `model.fit`, timed between batch callbacks."""
+  """Like `bench_worker.time_repeats`, for `model.fit`, timed between batch callbacks."""
   import keras  # pylint: disable=g-import-not-at-top
 
   model = keras_model()

@@ -7,11 +7,11 @@ batch 128); PyTorch's RMSprop starts its mean square at zeros and adds eps
 outside the square root, which changes the numbers, not the cost per step.
 """
 
-import time
-
 import numpy as np
 import torch
 from torch import nn
+
+from tf_raw import bench_worker
 
 IMAGE_SHAPE = (32, 32, 3)  # As tf_raw.model.IMAGE_SHAPE (NHWC).
 NUM_CLASSES = 10
@@ -42,7 +42,7 @@ def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
   """Images/sec per repeat of a plain PyTorch training loop.
 
   Args:
-    batch_size, warmup_steps, steps, repeats: as `bench_peers.time_repeats`.
+    batch_size, warmup_steps, steps, repeats: as `bench_worker.time_repeats`.
     channels_last: store activations NHWC (usually faster on CPU).
     threads: torch.set_num_threads (the machine's cores).
     pool_batches: distinct batches cycled through.
@@ -76,13 +76,5 @@ def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
       optimizer.step()
       batch[0] += 1
 
-  # The same protocol as bench_peers.time_repeats (not imported: it would
-  # import TensorFlow into this process).
-  run_steps(warmup_steps)
-  rates, cpu_rates = [], []
-  for _ in range(repeats):
-    start, cpu_start = time.perf_counter(), time.process_time()
-    run_steps(steps)
-    rates.append(steps * batch_size / (time.perf_counter() - start))
-    cpu_rates.append(steps * batch_size / (time.process_time() - cpu_start))
-  return {"repeats": rates, "cpu_repeats": cpu_rates}
+  return bench_worker.time_repeats(run_steps, batch_size, warmup_steps, steps,
+                                   repeats)

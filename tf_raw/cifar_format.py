@@ -36,7 +36,6 @@ library.
 """
 
 import io
-import os
 import pickle
 import struct
 

@@ -61,7 +61,7 @@ def run(config, dataset, out=print):
       config.tolerance.
   """
   recipe = config.train
-  images, labels = dataset.train_images, dataset.train_labels
+  labels = dataset.train_labels
   steps_per_epoch = training.steps_per_epoch(
       len(labels), recipe.batch_size, recipe.drop_remainder)
   with tempfile.TemporaryDirectory() as scratch_dir:

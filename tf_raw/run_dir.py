@@ -319,9 +319,12 @@ def read_metrics(model_dir):
   return records
 
 
-def append_metric(model_dir, record):
-  """Appends one record to metrics.jsonl as a single write, then fsyncs."""
-  path = os.path.join(model_dir, METRICS_FILE)
+def append_metric(model_dir, record, file_name=METRICS_FILE):
+  """Appends one record to model_dir/file_name as a single write, then fsyncs.
+
+  (`--api=v1` passes its own file name, metrics_v1.jsonl.)
+  """
+  path = os.path.join(model_dir, file_name)
   line = (json.dumps(record) + "\n").encode("utf-8")
   try:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -27,13 +27,13 @@ evaluations go to `<model_dir>/metrics_v1.jsonl`, rewritten by each run.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
 from tf_raw import model as model_lib
+from tf_raw import run_dir
 from tf_raw import tf1_graph
 from tf_raw import training
 
@@ -135,8 +135,7 @@ def run(config, dataset, out=print):
           now - start_time,
           seconds_per_step * (config.epochs * steps_per_epoch - step)))
       if epoch % config.eval_every == 0 or epoch == config.epochs - 1:
-        accuracy = _evaluate_and_log(graph, config, dataset, epoch, step,
-                                     metrics_path, out)
+        accuracy = _evaluate_and_log(graph, config, dataset, epoch, step, out)
   except KeyboardInterrupt:
     out(f"Interrupted at step {step}. --api=v1 keeps no checkpoints, so "
         "running the command again starts from the beginning.")
@@ -159,7 +158,7 @@ def _hms(seconds):
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _evaluate_and_log(graph, config, dataset, epoch, step, metrics_path, out):
+def _evaluate_and_log(graph, config, dataset, epoch, step, out):
   """Prints the notebook's lines and appends a record; returns the accuracy."""
   test_labels = dataset.test_labels
   # The notebook evaluated all 10,000 test images in one giant batch; the
@@ -179,6 +178,5 @@ def _evaluate_and_log(graph, config, dataset, epoch, step, metrics_path, out):
   record = {"api": "v1", "epoch": epoch, "step": step, "accuracy": accuracy,
             "per_class_accuracy": dict(zip(names, per_class.tolist())),
             "test_images": int(len(predictions)), "time": time.time()}
-  with open(metrics_path, "a") as f:
-    f.write(json.dumps(record) + "\n")
+  run_dir.append_metric(config.model_dir, record, file_name=METRICS_FILE)
   return accuracy
