@@ -27,10 +27,10 @@ train: install  ## Train 50 epochs on CIFAR-10 (downloaded if not cached).
 	$(PY) -m tf_raw.train $(ARGS)
 
 compare: install  ## Run the notebook's TF1 graph beside the TF2 code, step by step.
-	$(PY) -m tf_raw.compare $(ARGS)
+	$(PY) -m tf_raw.tf1.compare $(ARGS)
 
 graph: install  ## Print one training step's op graph: shapes, parameters, FLOPs.
-	$(PY) -m tf_raw.graph $(ARGS)
+	$(PY) -m tf_raw.tf1.graph $(ARGS)
 
 test: install  ## Run the offline test suite.
 	$(PY) -m pytest $(ARGS)
@@ -43,19 +43,19 @@ tensorboard: install  ## Show the runs in runs/ in TensorBoard (pip install tens
 	$(PY) -m tensorboard.main --logdir=$(LOGDIR) $(ARGS)
 
 explore: install  ## Print the data's shapes and counts, draw runs/samples.png.
-	$(PY) -m tf_raw.explore $(ARGS)
+	$(PY) -m tf_raw.tools.explore $(ARGS)
 
 export: install  ## SavedModel from a run: ARGS="--model_dir=DIR --export_dir=OUT".
-	$(PY) -m tf_raw.export $(ARGS)
+	$(PY) -m tf_raw.tools.export $(ARGS)
 
 predict: install  ## Top-3 classes: ARGS="--model_dir=DIR --image=a.png".
-	$(PY) -m tf_raw.predict $(ARGS)
+	$(PY) -m tf_raw.tools.predict $(ARGS)
 
 bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
 	$(PY) -m tf_raw.bench --json=bench.json $(ARGS)
 
 soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.
-	$(PY) -m tf_raw.soak $(ARGS)
+	$(PY) -m tf_raw.run_folder.soak $(ARGS)
 
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
 	rm -rf $(VENV) runs

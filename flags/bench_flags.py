@@ -11,7 +11,7 @@ import dataclasses
 from absl import flags
 
 from flags import train_flags
-from tf_raw import bench_config
+from tf_raw.bench import config as bench_config
 
 _D = bench_config.BenchConfig()  # The defaults.
 

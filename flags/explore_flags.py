@@ -1,4 +1,4 @@
-"""Flags of `python -m tf_raw.explore` (it reuses the data flags of train_flags)."""
+"""Flags of `python -m tf_raw.tools.explore` (it reuses the data flags of train_flags)."""
 
 from absl import flags
 

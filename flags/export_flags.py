@@ -1,4 +1,4 @@
-"""Flags of `python -m tf_raw.export` (it reuses --model_dir from train_flags)."""
+"""Flags of `python -m tf_raw.tools.export` (it reuses --model_dir from train_flags)."""
 
 from absl import flags
 

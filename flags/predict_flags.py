@@ -1,4 +1,4 @@
-"""Flags of `python -m tf_raw.predict` (it reuses --model_dir from train_flags)."""
+"""Flags of `python -m tf_raw.tools.predict` (it reuses --model_dir from train_flags)."""
 
 from absl import flags
 
@@ -6,7 +6,7 @@ from flags import train_flags  # pylint: disable=unused-import  (--model_dir)
 
 SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None,
-    "A SavedModel written by tf_raw.export; used instead of --model_dir's "
+    "A SavedModel written by tf_raw.tools.export; used instead of --model_dir's "
     "latest checkpoint when given.")
 IMAGES = flags.DEFINE_multi_string(
     "image", None,

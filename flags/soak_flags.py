@@ -1,4 +1,4 @@
-"""Flags of `python -m tf_raw.soak` (see that module for what it checks)."""
+"""Flags of `python -m tf_raw.run_folder.soak` (see that module for what it checks)."""
 
 import dataclasses
 

@@ -6,47 +6,16 @@ from `tf_raw.config.TrainConfig`, so flags and library cannot disagree.
 """
 
 import dataclasses
-import math
-import os
 
 from absl import flags
 
+from flags import common_flags
 from tf_raw import config as config_lib
 
 _D = config_lib.TrainConfig()  # The defaults.
 
 # Data.
-DATASET = flags.DEFINE_enum(
-    "dataset", _D.dataset, ["cifar10", "synthetic"],
-    "Which images to train on. cifar10: the real thing (found or downloaded); "
-    "synthetic: a small deterministic learnable set for tests and demos. "
-    "Notebook: cifar10.")
-DATA_DIR = flags.DEFINE_string(
-    "data_dir", _D.data_dir,
-    "Folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz, or your "
-    "own images as train/<class>/*.jpg|png (and optionally test/<class>/). "
-    "Default: look in --cache_dir and the Keras cache, else download.")
-DATA_URL = flags.DEFINE_string(
-    "data_url", _D.data_url,
-    "Where to download cifar-10-python.tar.gz from when it is not found locally "
-    "(http or https URL).")
-CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", _D.cache_dir,
-    "Folder where downloaded and extracted CIFAR-10, and the decoded images "
-    "of --data_dir image folders, are kept between runs.")
-DATA_LAYOUT = flags.DEFINE_enum(
-    "data_layout", _D.data_layout, ["nhwc", "legacy_reshape"],
-    "How CIFAR's channels-first rows become NHWC images. nhwc: transpose "
-    "(correct); legacy_reshape: the notebook's reshape bug, which scrambles "
-    "every image (for teaching). Notebook: legacy_reshape.")
-SYNTHETIC_TRAIN_SIZE = flags.DEFINE_integer(
-    "synthetic_train_size", _D.synthetic_train_size,
-    "Training images in --dataset=synthetic (at most 100,000).",
-    lower_bound=1, upper_bound=100_000)
-SYNTHETIC_TEST_SIZE = flags.DEFINE_integer(
-    "synthetic_test_size", _D.synthetic_test_size,
-    "Test images in --dataset=synthetic (at most 100,000).", lower_bound=1,
-    upper_bound=100_000)
+common_flags.define_data()
 VALIDATION_SPLIT = flags.DEFINE_float(
     "validation_split", _D.validation_split,
     "With --data_dir=<your images> and no test/ folder: the fraction of each "
@@ -57,13 +26,7 @@ VALIDATION_SPLIT = flags.DEFINE_float(
 EPOCHS = flags.DEFINE_integer(
     "epochs", _D.epochs, "Passes over the training set. Notebook: 50.",
     lower_bound=0)
-BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", _D.batch_size, "Images per training step. Notebook: 128.",
-    lower_bound=1)
-LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", _D.learning_rate,
-    "RMSProp step size (per step, no schedule). Notebook: 0.001.",
-    lower_bound=0.0)
+BATCH_SIZE = common_flags.define_batch_and_rate()["batch_size"]
 DECAY = flags.DEFINE_float(
     "decay", _D.decay,
     "RMSProp decay (rho) of the mean-square moving average, in [0, 1). "
@@ -75,14 +38,7 @@ EPSILON = flags.DEFINE_float(
     "epsilon", _D.epsilon,
     "RMSProp epsilon, added inside the square root as TF1 does. "
     "Notebook: 1e-10.", lower_bound=0.0)
-KEEP_PROB_CONV = flags.DEFINE_float(
-    "keep_prob_conv", _D.keep_prob_conv,
-    "Dropout keep probability after each conv block and on the flattened "
-    "features, in (0, 1]; 1 turns it off. Notebook: 0.8.")
-KEEP_PROB_HIDDEN = flags.DEFINE_float(
-    "keep_prob_hidden", _D.keep_prob_hidden,
-    "Dropout keep probability after the 625-unit hidden layer, in (0, 1]. "
-    "Notebook: 0.5.")
+common_flags.define_keep_probs()
 INIT_STDDEV = flags.DEFINE_float(
     "init_stddev", _D.init_stddev,
     "Standard deviation of the normal initialiser of every weight. "
@@ -94,11 +50,7 @@ EMA_DECAY = flags.DEFINE_float(
     "(raw weights).", lower_bound=0.0, upper_bound=1.0)
 
 # What the notebook left out.
-SEED = flags.DEFINE_integer(
-    "seed", _D.seed,
-    "Seed of the initial weights, the epoch order and dropout; the same seed "
-    "repeats a run on the same machine. Notebook: none.", lower_bound=0,
-    upper_bound=2**63 - 1)  # It becomes an int64 tensor.
+common_flags.define_seed()
 SHUFFLE = flags.DEFINE_bool(
     "shuffle", _D.shuffle,
     "Shuffle the training set every epoch (seeded). Notebook: no shuffle "
@@ -155,24 +107,9 @@ API = flags.DEFINE_enum(
     "Notebook: v1.")
 
 
-def _in_unit_interval(value):
-  return value is not None and 0.0 < value <= 1.0
-
-
-flags.register_validator(
-    "keep_prob_conv", _in_unit_interval,
-    "--keep_prob_conv must be in (0, 1]: it is a keep probability, not a "
-    "drop rate.")
-flags.register_validator(
-    "keep_prob_hidden", _in_unit_interval,
-    "--keep_prob_hidden must be in (0, 1]: it is a keep probability, not a "
-    "drop rate.")
-for _name in ("learning_rate", "decay", "momentum", "epsilon", "init_stddev",
-              "ema_decay", "validation_split"):
-  # The bounds above let NaN through (every comparison with NaN is False).
-  flags.register_validator(
-      _name, lambda v: v is not None and math.isfinite(v),
-      f"--{_name} must be a finite number.")
+for _name in ("decay", "momentum", "epsilon", "init_stddev", "ema_decay",
+              "validation_split"):
+  common_flags.register_finite(_name)
 flags.register_validator(
     "decay", lambda v: v < 1.0, "--decay must be below 1 (0.9 is usual).")
 flags.register_validator(
@@ -181,19 +118,11 @@ flags.register_validator(
     "turns averaging off).")
 flags.register_validator(
     "momentum", lambda v: v < 1.0, "--momentum must be below 1.")
-for _name in ("model_dir", "cache_dir"):
-  flags.register_validator(
-      _name, lambda v: bool(v and v.strip()),
-      f"--{_name} must name a folder (it is empty).")
 del _name
-flags.register_validator(
-    "data_url", lambda v: v.startswith(("http://", "https://", "file://")),
-    "--data_url must be an http://, https:// or file:// URL.")
-flags.register_validator(
-    "data_dir", lambda v: v is None or os.path.exists(os.path.expanduser(v)),
-    "--data_dir must be an existing folder holding cifar-10-batches-py/ or "
-    "cifar-10-python.tar.gz (or that archive itself), or train/<class>/ "
-    "image folders.")
+common_flags.register_not_empty("model_dir")
+
+# The shared flags count as this module's own (--helpshort, flags.txt).
+flags.adopt_module_key_flags(common_flags)
 
 
 def to_config():

@@ -10,7 +10,7 @@ class), decodes every JPEG with TensorFlow, and writes
     <out>/cifar-10-batches-py/test_batch                     10,000 images
     <out>/cifar-10-batches-py/batches.meta
 
-in the official byte format (`tf_raw.cifar_format.write_batch`), rows in
+in the official byte format (`tf_raw.tools.cifar_writer.write_batch`), rows in
 channels-first order exactly as the official batches store them. Images
 0000-3999 of each class are the training set, 4000-4999 the test set (the real
 CIFAR-10 test images are not in the archive). Each split is put in a fixed
@@ -37,8 +37,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 # A dev script run from anywhere: make the repository importable.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tf_raw import cifar_format  # pylint: disable=g-import-not-at-top
 from tf_raw import data  # pylint: disable=g-import-not-at-top
+from tf_raw.tools import cifar_writer  # pylint: disable=g-import-not-at-top
 
 IMAGES_PER_CLASS = 5000
 NUM_TRAIN_PER_CLASS = 4000  # 0000-3999 train; 4000-4999 held out as test.
@@ -55,7 +55,7 @@ def read_jpegs(archive):
       if match and member.isfile():
         class_name, index = match.group(1), int(match.group(2))
         jpegs[(class_name, index)] = tar.extractfile(member).read()
-  expected = {(name, index) for name in cifar_format.CLASS_NAMES
+  expected = {(name, index) for name in data.CLASS_NAMES
               for index in range(IMAGES_PER_CLASS)}
   missing = expected - set(jpegs)
   if missing:
@@ -97,16 +97,16 @@ def write_folder(out, splits):
   per_batch = len(train_images) // NUM_TRAIN_BATCHES
   for batch in range(NUM_TRAIN_BATCHES):
     part = slice(batch * per_batch, (batch + 1) * per_batch)
-    cifar_format.write_batch(
+    cifar_writer.write_batch(
         os.path.join(staging, data.TRAIN_BATCHES[batch]),
         to_rows(train_images[part]), train_labels[part],
         batch_label=f"training batch {batch + 1} of {NUM_TRAIN_BATCHES}",
         filenames=train_names[part])
   test_images, test_labels, test_names = splits["test"]
-  cifar_format.write_batch(
+  cifar_writer.write_batch(
       os.path.join(staging, data.TEST_BATCH), to_rows(test_images),
       test_labels, batch_label="testing batch 1 of 1", filenames=test_names)
-  cifar_format.write_meta(os.path.join(staging, data.META_FILE),
+  cifar_writer.write_meta(os.path.join(staging, data.META_FILE),
                           num_cases_per_batch=per_batch)
   final = os.path.join(out, data.BATCHES_DIRNAME)
   if os.path.exists(final):
@@ -129,10 +129,10 @@ def main():
   start = time.perf_counter()
   jpegs = read_jpegs(args.archive)
   # Decode in (class, index) order; label = position in CIFAR's class list.
-  keys = [(name, index) for name in cifar_format.CLASS_NAMES
+  keys = [(name, index) for name in data.CLASS_NAMES
           for index in range(IMAGES_PER_CLASS)]
   images = decode_all([jpegs[key] for key in keys])  # (50000, 32, 32, 3)
-  labels = np.array([cifar_format.CLASS_NAMES.index(name) for name, _ in keys],
+  labels = np.array([data.CLASS_NAMES.index(name) for name, _ in keys],
                     np.int32)
   names = np.array([f"{name}_{index:04d}.jpg" for name, index in keys])
   is_train = np.array([index < NUM_TRAIN_PER_CLASS for _, index in keys])

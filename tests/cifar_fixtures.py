@@ -26,8 +26,9 @@ import threading
 
 import numpy as np
 
-from tf_raw import cifar_format
+from tf_raw.tools import cifar_writer
 from tf_raw import data
+from tf_raw.sources import cifar10
 
 
 def pixel_value(image, channel, row, col):
@@ -73,20 +74,20 @@ def write_batches_folder(folder, num_per_batch=3, seed=0):
   test_labels = rng.integers(0, 10, num_per_batch).astype(np.int32)
   for index, name in enumerate(data.TRAIN_BATCHES):
     start = index * num_per_batch
-    cifar_format.write_batch(
+    cifar_writer.write_batch(
         os.path.join(batches, name), _rows_for(first + start, num_per_batch),
         train_labels[start:start + num_per_batch],
         batch_label=f"training batch {index + 1} of 5")
-  cifar_format.write_batch(
+  cifar_writer.write_batch(
       os.path.join(batches, data.TEST_BATCH),
       _rows_for(first + num_train, num_per_batch), test_labels,
       batch_label="testing batch 1 of 1")
-  cifar_format.write_meta(os.path.join(batches, data.META_FILE),
+  cifar_writer.write_meta(os.path.join(batches, data.META_FILE),
                           num_cases_per_batch=num_per_batch)
   expected = data.Dataset(
       train_images=_images_for(first, num_train), train_labels=train_labels,
       test_images=_images_for(first + num_train, num_per_batch),
-      test_labels=test_labels, class_names=cifar_format.CLASS_NAMES)
+      test_labels=test_labels, class_names=data.CLASS_NAMES)
   return batches, expected
 
 
@@ -142,7 +143,7 @@ def write_cifar_archive(folder, num_per_batch=3, seed=0):
   """
   os.makedirs(folder, exist_ok=True)
   files, expected = official_members(num_per_batch, seed)
-  archive = os.path.join(folder, data.ARCHIVE_NAME)
+  archive = os.path.join(folder, cifar10.ARCHIVE_NAME)
   write_tar_gz(archive, files)
   return archive, expected
 

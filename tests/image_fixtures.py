@@ -35,3 +35,16 @@ def write_image_folder(root, per_class=4, with_test=True, seed=0):
         write_image(os.path.join(str(root), split, name, f"{index}.png"), image)
         written[image.tobytes()] = (split, label)
   return written
+
+
+def grid_tile_origin(index, columns, image_size=32):
+  """(top, left) of tile `index` in `image_grid.labelled_grid`'s output.
+
+  Computed here from the layout's constants (4x tiles, 4-pixel gaps, a
+  caption strip only when Pillow is installed), not by the module itself.
+  """
+  from tf_raw.tools import image_grid  # pylint: disable=g-import-not-at-top
+  caption = image_grid.CAPTION_HEIGHT if image_grid._pillow_draw() else 0
+  tile = image_size * 4
+  return (4 + (index // columns) * (tile + caption + 4),
+          4 + (index % columns) * (tile + 4))

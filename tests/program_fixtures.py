@@ -13,7 +13,7 @@ import io
 
 from absl import flags
 
-from tf_raw import cli
+from flags import cli
 
 
 def run_program(module, args):

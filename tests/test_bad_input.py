@@ -12,7 +12,7 @@ Four tables:
   each costs about a second). Exit status 2.
 * DATA_CASES: broken CIFAR-10 folders and archives, and image folders
   (`--data_dir=<folder of train/<class>/ images>`), checked in-process
-  through `data.load(config)`, the very function the program calls.
+  through `sources.load(config)`, the very function the program calls.
 * CLI_DATA_CASES: a few of those through the real program, plus the ones
   only a subprocess can show (a file unreadable to a normal user). Exit 1.
 * RUN_DIR_CASES: an unusable --model_dir (read-only, a file, another run's
@@ -39,6 +39,8 @@ from tests import cli_fixtures
 from tests import image_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
+from tf_raw import sources
+from tf_raw.sources import cifar10
 
 BATCHES = data.BATCHES_DIRNAME
 PROGRAM = "python -m tf_raw.train: error: "
@@ -166,7 +168,7 @@ def _archive(change):
   def build(folder):
     files, _ = cifar_fixtures.official_members()
     extra = change(files, folder) or {}
-    path = os.path.join(folder, data.ARCHIVE_NAME)
+    path = os.path.join(folder, cifar10.ARCHIVE_NAME)
     if "raw" in extra:
       with open(path, "wb") as f:
         f.write(extra["raw"](files))
@@ -276,7 +278,7 @@ DATA_CASES = {
         r"{d}/cifar-10-batches-py/data_batch_1 holds data of shape \(3, 3072\) "
         r"and type float32, but a CIFAR-10 batch holds uint8 rows of 3072 "
         r"values \(N, 3072\), so rebuild it with "
-        r"tf_raw\.cifar_format\.write_batch\."),
+        r"tf_raw\.tools\.cifar_writer\.write_batch\."),
     "wrong_row_length": (
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(np.zeros((3, 1024), np.uint8), [0, 1, 2]))),
@@ -302,7 +304,7 @@ DATA_CASES = {
             _batch(ROWS, [0, 1]))),
         r"{d}/cifar-10-batches-py/data_batch_1 has 3 images but its labels "
         r"are not 3 integers \(got shape \(2,\), type int64\), so rebuild it "
-        r"with tf_raw\.cifar_format\.write_batch\."),
+        r"with tf_raw\.tools\.cifar_writer\.write_batch\."),
     "float_labels": (
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(ROWS, [0.5, 1.0, 2.0]))),
@@ -317,7 +319,7 @@ DATA_CASES = {
         _with_batch_file("batches.meta", _python3_pickle({b"num_vis": 3072})),
         r"{d}/cifar-10-batches-py/batches\.meta is not a CIFAR-10 "
         r"batches\.meta file \(expected b'label_names', a list of names\), "
-        r"so rebuild it with tf_raw\.cifar_format\.write_meta\."),
+        r"so rebuild it with tf_raw\.tools\.cifar_writer\.write_meta\."),
     "archive_path_traversal": (
         _archive(_add(f"{BATCHES}/../../escaped")),
         r"{d}/cifar-10-python\.tar\.gz contains the unsafe path "
@@ -421,7 +423,7 @@ def test_bad_data(case, tmp_path, monkeypatch):
   data_dir = build(folder)
   before = cli_fixtures.snapshot(str(tmp_path))
   with pytest.raises(data.DataError) as raised:
-    data.load(_data_config(folder, data_dir, cifar_fixtures.closed_port_url()))
+    sources.load(_data_config(folder, data_dir, cifar_fixtures.closed_port_url()))
   message = str(raised.value)
   assert "\n" not in message
   assert re.fullmatch(expected.format(d=re.escape(folder)), message), message
@@ -430,15 +432,17 @@ def test_bad_data(case, tmp_path, monkeypatch):
 
 
 def test_batch_larger_than_the_data_with_drop_remainder(tmp_path):
-  from tf_raw import training  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tf_raw import loop
+  from tf_raw.run_folder import guard
   config = config_lib.TrainConfig(dataset="synthetic", batch_size=64,
                                   drop_remainder=True,
                                   model_dir=str(tmp_path / "run"))
-  with pytest.raises(training.TrainingError,
+  with pytest.raises(loop.TrainingError,
                      match=r"^--batch_size=64 is larger than the 50 training "
                      r"images and --drop_remainder is set, so no step would "
                      r"run; lower --batch_size\.$"):
-    training.Trainer(config, data.synthetic(num_train=50, num_test=10))
+    guard.GuardedTrainer(config, data.synthetic(num_train=50, num_test=10))
   assert not os.path.exists(tmp_path / "run")
 
 
@@ -495,13 +499,15 @@ def _unreadable_batch(case):
 
 def _finished_run(case):
   """case/run: a copy of a real finished run (1 step), trained here once."""
-  from tf_raw import training  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tf_raw import loop
+  from tf_raw.run_folder import guard
   template = os.path.join(os.path.dirname(case), "_template_run")
   if not os.path.exists(template):
     config = config_lib.TrainConfig(
         dataset="synthetic", synthetic_train_size=12, synthetic_test_size=4,
         batch_size=12, epochs=1, print_predictions=False, model_dir=template)
-    training.Trainer(config, data.load(config), out=lambda line: None).run()
+    guard.GuardedTrainer(config, sources.load(config), out=lambda line: None).run()
   shutil.copytree(template, os.path.join(case, "run"))
   return ["--dataset=synthetic", "--synthetic_train_size=12",
           "--synthetic_test_size=4", "--epochs=2",

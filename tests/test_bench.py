@@ -11,7 +11,7 @@ import sys
 
 import tensorflow as tf
 
-from tf_raw import bench
+from tf_raw.bench import bench
 
 
 class BenchTest(tf.test.TestCase):

@@ -16,11 +16,12 @@ import pytest
 import tensorflow as tf
 
 from tests import cli_fixtures
-from tf_raw import checkpoints
+from tf_raw.run_folder import checkpoints
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import run_dir
-from tf_raw import training
+from tf_raw.run_folder import run_dir
+from tf_raw import loop
+from tf_raw.run_folder import guard
 
 DATASET = data.synthetic(num_train=48, num_test=20, seed=1)
 
@@ -35,7 +36,7 @@ def _config(model_dir, **overrides):
 
 def _trainer(model_dir, lines=None, dataset=DATASET, **overrides):
   out = lines.append if lines is not None else (lambda line: None)
-  return training.Trainer(_config(model_dir, **overrides), dataset, out=out)
+  return guard.GuardedTrainer(_config(model_dir, **overrides), dataset, out=out)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +92,13 @@ def test_damaged_newest_falls_back_to_the_one_before_and_says_so(run_copy,
   _damage(_prefix(run_copy, 8), kind)
   lines = []
   trainer = _trainer(run_copy, lines)
-  assert trainer.restore() == _prefix(run_copy, 7)
+  assert trainer.checkpoints.restore(out=trainer.out) == _prefix(run_copy, 7)
   assert len(lines) == 1
   assert lines[0].startswith(f"Checkpoint {_prefix(run_copy, 8)} is damaged (")
   assert lines[0].endswith("); falling back to the one before it.")
   expected = cli_fixtures.checkpoint_values(_prefix(run_copy, 7))
-  assert int(trainer.global_step.numpy()) == 7
-  for weight in trainer.model.weights:
+  assert int(trainer.learner.global_step.numpy()) == 7
+  for weight in trainer.learner.model.weights:
     name = f"model/{weight.name.split('/')[-1][:-2]}/.ATTRIBUTES/VARIABLE_VALUE"
     np.testing.assert_array_equal(weight.numpy(), expected[name])
 
@@ -133,7 +134,7 @@ def test_lost_index_file_and_killed_save_leftovers(run_copy):
   os.makedirs(leftover)
   open(os.path.join(leftover, "part-00000-of-00001.index"), "w").close()
   trainer = _trainer(run_copy)
-  assert trainer.restore() == _prefix(run_copy, 8)  # Found on disk.
+  assert trainer.checkpoints.restore(out=trainer.out) == _prefix(run_copy, 8)  # Found on disk.
   assert not os.path.exists(leftover)
 
 
@@ -205,7 +206,8 @@ def test_failed_write_part_way_keeps_the_previous_checkpoint(run_copy):
   after = cli_fixtures.snapshot(run_copy)
   assert not [name for name in after if name.startswith("ckpt-9")]
   assert {name: after[name] for name in kept} == kept  # Untouched.
-  assert _trainer(run_copy, epochs=3).restore() == _prefix(run_copy, 8)
+  trainer = _trainer(run_copy, epochs=3)
+  assert trainer.checkpoints.restore(out=trainer.out) == _prefix(run_copy, 8)
 
 
 def test_a_second_process_in_the_folder_is_refused(run_copy):

@@ -1,4 +1,4 @@
-"""Tests of tf_raw/cifar_format.py: the Python 2 byte form and the safe reader.
+"""Tests of tf_raw/data.py: the Python 2 byte form and the safe reader.
 
 The oracles: `pickletools` (which opcodes and globals the bytes contain) and
 plain `pickle.loads(..., encoding="bytes")`, the reader the CIFAR-10 page
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests import cifar_fixtures
-from tf_raw import cifar_format
+from tf_raw import data
+from tf_raw.tools import cifar_writer
 
 # Every opcode a Python 2 cPickle protocol-2 dump of a batch may contain.
 PY2_OPCODES = {
@@ -51,7 +52,7 @@ def _write(tmp_path, payload, name="data_batch_1"):
 
 
 def test_writer_emits_only_python2_opcodes_and_globals():
-  payload = cifar_format.encode_batch(_rows(3), [6, 9, 9])
+  payload = cifar_writer.encode_batch(_rows(3), [6, 9, 9])
   opcodes, globals_ = _opcodes_and_globals(payload)
   assert opcodes <= PY2_OPCODES, opcodes - PY2_OPCODES
   assert globals_ == PY2_GLOBALS
@@ -70,7 +71,7 @@ def test_python3_pickler_fails_the_same_check():
 def test_writer_output_loads_with_plain_pickle():
   rows = _rows(4)
   labels = [0, 9, 3, 3]
-  payload = cifar_format.encode_batch(
+  payload = cifar_writer.encode_batch(
       rows, labels, batch_label="training batch 2 of 5",
       filenames=["a.png", "b.png", "c.png", "d.png"])
   batch = pickle.loads(payload, encoding="bytes")
@@ -89,8 +90,8 @@ def test_round_trip_through_restricted_reader(tmp_path, num_images):
   rows = _rows(num_images, seed=num_images)
   labels = np.arange(num_images) % 10
   path = str(tmp_path / "data_batch_1")
-  cifar_format.write_batch(path, rows, labels)
-  read_rows, read_labels = cifar_format.read_batch(path)
+  cifar_writer.write_batch(path, rows, labels)
+  read_rows, read_labels = data.read_batch(path)
   np.testing.assert_array_equal(read_rows, rows)
   np.testing.assert_array_equal(read_labels, labels)
   assert read_labels.dtype == np.int32
@@ -101,22 +102,22 @@ def test_round_trip_through_restricted_reader(tmp_path, num_images):
 
 def test_meta_round_trip_and_plain_pickle(tmp_path):
   path = str(tmp_path / "batches.meta")
-  cifar_format.write_meta(path)
-  assert cifar_format.read_meta(path) == cifar_format.CLASS_NAMES
+  cifar_writer.write_meta(path)
+  assert data.read_meta(path) == data.CLASS_NAMES
   meta = pickle.loads(pathlib.Path(path).read_bytes(), encoding="bytes")
   assert meta == {b"num_cases_per_batch": 10000,
                   b"label_names": [name.encode()
-                                   for name in cifar_format.CLASS_NAMES],
+                                   for name in data.CLASS_NAMES],
                   b"num_vis": 3072}
   opcodes, globals_ = _opcodes_and_globals(pathlib.Path(path).read_bytes())
   assert opcodes <= PY2_OPCODES and not globals_
 
 
 def test_reader_loads_old_numpy_name_without_deprecation_warning(tmp_path):
-  path = _write(tmp_path, cifar_format.encode_batch(_rows(2), [1, 2]))
+  path = _write(tmp_path, cifar_writer.encode_batch(_rows(2), [1, 2]))
   with warnings.catch_warnings():
     warnings.simplefilter("error")
-    rows, _ = cifar_format.read_batch(path)
+    rows, _ = data.read_batch(path)
   assert rows.shape == (2, 3072)
 
 
@@ -126,7 +127,7 @@ def test_reader_accepts_numpy2_module_name(tmp_path):
   payload = pickle.dumps({b"data": rows, b"labels": [4, 5]}, protocol=3)
   _, globals_ = _opcodes_and_globals(payload)
   assert "numpy._core.multiarray _reconstruct" in globals_
-  read_rows, read_labels = cifar_format.read_batch(_write(tmp_path, payload))
+  read_rows, read_labels = data.read_batch(_write(tmp_path, payload))
   np.testing.assert_array_equal(read_rows, rows)
   np.testing.assert_array_equal(read_labels, [4, 5])
 
@@ -140,73 +141,73 @@ def test_os_system_gadget_is_refused_without_running(tmp_path):
   marker = tmp_path / "restricted_reader_ran_it"
   path = _write(tmp_path, cifar_fixtures.os_system_gadget(
       f"touch {shlex.quote(str(marker))}"))
-  with pytest.raises(cifar_format.FormatError,
+  with pytest.raises(data.FormatError,
                      match=r"data_batch_1 is not a CIFAR-10 batch and may be "
                      r"malicious .*os\.system"):
-    cifar_format.read_batch(path)
+    data.read_batch(path)
   assert not marker.exists()
 
 
 def test_python3_protocol5_numpy_pickle_is_refused(tmp_path):
   # NumPy 2 at protocol 5 uses numpy._core.numeric._frombuffer: not CIFAR's.
   payload = pickle.dumps({b"data": _rows(1), b"labels": [0]}, protocol=5)
-  with pytest.raises(cifar_format.FormatError, match="_frombuffer"):
-    cifar_format.read_batch(_write(tmp_path, payload))
+  with pytest.raises(data.FormatError, match="_frombuffer"):
+    data.read_batch(_write(tmp_path, payload))
 
 
 @pytest.mark.parametrize("cut", [1, 100, 5000, -1])
 def test_truncated_pickle_names_the_file(tmp_path, cut):
-  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  payload = cifar_writer.encode_batch(_rows(2), [1, 2])
   path = _write(tmp_path, payload[:cut])
-  with pytest.raises(cifar_format.FormatError,
+  with pytest.raises(data.FormatError,
                      match=r"data_batch_1 is not a readable CIFAR-10 batch "
                      r"\(truncated or corrupt"):
-    cifar_format.read_batch(path)
+    data.read_batch(path)
 
 
 def test_garbage_file_and_missing_file(tmp_path):
-  with pytest.raises(cifar_format.FormatError, match="truncated or corrupt"):
-    cifar_format.read_batch(_write(tmp_path, b"<html>not found</html>"))
-  with pytest.raises(cifar_format.FormatError,
+  with pytest.raises(data.FormatError, match="truncated or corrupt"):
+    data.read_batch(_write(tmp_path, b"<html>not found</html>"))
+  with pytest.raises(data.FormatError,
                      match="Could not read .*nothing"):
-    cifar_format.read_batch(str(tmp_path / "nothing"))
+    data.read_batch(str(tmp_path / "nothing"))
 
 
 def test_wrong_shape_is_reported(tmp_path):
-  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  payload = cifar_writer.encode_batch(_rows(2), [1, 2])
   # Same bytes, shape (2, 3072) patched to (4, 1536): BININT1 2, BININT2 3072.
   patched = payload.replace(b"K\x02M\x00\x0c\x86", b"K\x04M\x00\x06\x86", 1)
   assert patched != payload
   assert pickle.loads(patched, encoding="bytes")[b"data"].shape == (4, 1536)
-  with pytest.raises(cifar_format.FormatError,
+  with pytest.raises(data.FormatError,
                      match=r"shape \(4, 1536\) .* \(N, 3072\)"):
-    cifar_format.read_batch(_write(tmp_path, patched))
+    data.read_batch(_write(tmp_path, patched))
 
 
 def test_wrong_dtype_is_reported(tmp_path):
-  payload = cifar_format.encode_batch(_rows(2), [1, 2])
+  payload = cifar_writer.encode_batch(_rows(2), [1, 2])
   patched = payload.replace(b"U\x02u1", b"U\x02i1", 1)  # uint8 -> int8.
   assert pickle.loads(patched, encoding="bytes")[b"data"].dtype == np.int8
-  with pytest.raises(cifar_format.FormatError, match="type int8"):
-    cifar_format.read_batch(_write(tmp_path, patched))
+  with pytest.raises(data.FormatError, match="type int8"):
+    data.read_batch(_write(tmp_path, patched))
 
 
 def test_labels_out_of_range_and_wrong_count(tmp_path):
-  path = _write(tmp_path, cifar_format.encode_batch(_rows(3), [1, 10, 2]))
-  with pytest.raises(cifar_format.FormatError,
+  path = _write(tmp_path, cifar_writer.encode_batch(_rows(3), [1, 10, 2]))
+  with pytest.raises(data.FormatError,
                      match=r"data_batch_1 has label 10 at index 1, "
                      r"outside 0\.\.9"):
-    cifar_format.read_batch(path)
+    data.read_batch(path)
   payload = pickle.dumps({b"data": _rows(3), b"labels": [1, 2]}, protocol=3)
-  with pytest.raises(cifar_format.FormatError, match="3 images but its labels"):
-    cifar_format.read_batch(_write(tmp_path, payload))
+  with pytest.raises(data.FormatError, match="3 images but its labels"):
+    data.read_batch(_write(tmp_path, payload))
 
 
 def test_not_a_dict_and_bad_meta(tmp_path):
-  with pytest.raises(cifar_format.FormatError, match="expected a dict"):
-    cifar_format.read_batch(_write(tmp_path, pickle.dumps([1, 2], protocol=2)))
+  with pytest.raises(data.FormatError, match="expected a dict"):
+    data.read_batch(_write(tmp_path, pickle.dumps([1, 2], protocol=2)))
   path = _write(tmp_path, pickle.dumps({b"label_names": []}, protocol=3),
                 name="batches.meta")
-  with pytest.raises(cifar_format.FormatError,
+  with pytest.raises(data.FormatError,
                      match="batches.meta is not a CIFAR-10 batches.meta"):
-    cifar_format.read_meta(path)
+    data.read_meta(path)

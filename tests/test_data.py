@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tests import cifar_fixtures
-from tf_raw import cifar_format
+from tf_raw.tools import cifar_writer
 from tf_raw import data
+from tf_raw.sources import cifar10
 
 Route = cifar_fixtures.Route
 
@@ -26,7 +27,7 @@ def _load(data_dir, cache_dir, **kwargs):
   kwargs.setdefault("keras_cache_dir",
                     os.path.join(str(cache_dir), "..", "no_keras"))
   kwargs.setdefault("show_progress", False)
-  return data.load_cifar10(
+  return cifar10.load_cifar10(
       None if data_dir is None else str(data_dir), str(cache_dir), **kwargs)
 
 
@@ -84,7 +85,7 @@ def test_chw_rows_to_images_by_hand_index():
   with pytest.raises(ValueError, match="layout must be one of"):
     data.chw_rows_to_images(rows, "nchw")
   with pytest.raises(ValueError, match="layout must be one of"):
-    data.load_cifar10(None, "/nonexistent", layout="NHWC")
+    cifar10.load_cifar10(None, "/nonexistent", layout="NHWC")
 
 
 # ---------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_cache_archive_is_unpacked_once_and_kept(tmp_path):
   _assert_same(_load(None, cache), expected)
   assert cifar_fixtures.leftover_files(cache) == sorted(
       ["cifar-10-python.tar.gz", "cifar-10-batches-py"]
-      + [f"cifar-10-batches-py/{name}" for name in data._REQUIRED_FILES])
+      + [f"cifar-10-batches-py/{name}" for name in data.REQUIRED_FILES])
   # Second call: the unpacked batches suffice.
   os.remove(cache / "cifar-10-python.tar.gz")
   _assert_same(_load(None, cache), expected)
@@ -224,7 +225,7 @@ def _bad_archive(tmp_path, kind):
                                             b"K\x06M\x00\x06\x86", 1)
     match = r"data_batch_1 holds data of shape \(6, 1536\)"
   elif kind == "label_out_of_range":
-    files[batch_1] = cifar_format.encode_batch(
+    files[batch_1] = cifar_writer.encode_batch(
         np.zeros((3, 3072), np.uint8), [0, 1, 12])
     match = r"data_batch_1 has label 12 at index 2, outside 0\.\.9"
   elif kind == "os_system_gadget":
@@ -292,7 +293,7 @@ def test_unexpected_members_are_not_extracted(tmp_path):
   cifar_fixtures.write_tar_gz(str(cache / "cifar-10-python.tar.gz"), files)
   _assert_same(_load(None, cache), expected)
   extracted = sorted(os.listdir(cache / "cifar-10-batches-py"))
-  assert extracted == sorted(data._REQUIRED_FILES + ("readme.html",))
+  assert extracted == sorted(data.REQUIRED_FILES + ("readme.html",))
   assert not (cache / "elsewhere.txt").exists()
 
 

@@ -1,4 +1,4 @@
-"""Tests of tf_raw/download.py (and the download path of data.load_cifar10).
+"""Tests of tf_raw/download.py (and the download path of cifar10.load_cifar10).
 
 All traffic goes to a loopback server on 127.0.0.1. Every test runs with a
 bogus http_proxy, to show that loopback URLs bypass proxies.
@@ -15,7 +15,8 @@ import pytest
 
 from tests import cifar_fixtures
 from tf_raw import data
-from tf_raw import download
+from tf_raw.sources import cifar10
+from tf_raw.sources import download
 
 Route = cifar_fixtures.Route
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: more than one read chunk.
@@ -155,7 +156,7 @@ def test_non_http_url(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Through data.load_cifar10: each failure is a DataError and the cache stays
+# Through cifar10.load_cifar10: each failure is a DataError and the cache stays
 # empty (no .part, no temporary folders).
 
 FAILURES = {
@@ -188,7 +189,7 @@ def test_download_failures_leave_nothing(tmp_path, failure):
     url = (cifar_fixtures.closed_port_url("/c.tar.gz") if route is None
            else server.url("/c.tar.gz"))
     with pytest.raises(data.DataError, match=match) as caught:
-      data.load_cifar10(None, str(cache), data_url=url, timeout_s=timeout_s,
+      cifar10.load_cifar10(None, str(cache), data_url=url, timeout_s=timeout_s,
                         expected_sha256=PAYLOAD_SHA256, show_progress=False,
                         keras_cache_dir=str(tmp_path / "no_keras"))
   assert "\n" not in str(caught.value)
@@ -199,7 +200,7 @@ def test_download_through_load_cifar10_with_bogus_proxy(tmp_path):
   archive, expected = cifar_fixtures.write_cifar_archive(tmp_path / "served")
   payload = pathlib.Path(archive).read_bytes()
   with cifar_fixtures.loopback_server({"/c.tar.gz": Route(payload)}) as server:
-    dataset = data.load_cifar10(
+    dataset = cifar10.load_cifar10(
         None, str(tmp_path / "cache"), data_url=server.url("/c.tar.gz"),
         expected_sha256=cifar_fixtures.sha256_of(payload), show_progress=False,
         keras_cache_dir=str(tmp_path / "no_keras"))
@@ -216,8 +217,8 @@ def test_official_checksum_also_checks_md5(tmp_path, monkeypatch):
     raise download.DownloadError("stop here.")
 
   monkeypatch.setattr(download, "download_file", fake_download_file)
-  for sha256 in (data.CIFAR10_SHA256, PAYLOAD_SHA256):
+  for sha256 in (cifar10.CIFAR10_SHA256, PAYLOAD_SHA256):
     with pytest.raises(data.DataError, match="stop here"):
-      data.load_cifar10(None, str(tmp_path / "cache"), expected_sha256=sha256,
+      cifar10.load_cifar10(None, str(tmp_path / "cache"), expected_sha256=sha256,
                         keras_cache_dir=str(tmp_path / "no_keras"))
-  assert seen == {data.CIFAR10_SHA256: data.CIFAR10_MD5, PAYLOAD_SHA256: None}
+  assert seen == {cifar10.CIFAR10_SHA256: cifar10.CIFAR10_MD5, PAYLOAD_SHA256: None}

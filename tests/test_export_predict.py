@@ -15,13 +15,14 @@ import tensorflow as tf
 from tests import image_fixtures
 from tests import program_fixtures
 from tf_raw import config as config_lib
-from tf_raw import export
-from tf_raw import image_folder
+from tf_raw.tools import export
+from tf_raw.sources import image_folder
 from tf_raw import model as model_lib
-from tf_raw import predict
-from tf_raw import run_files
-from tf_raw import serving
-from tf_raw import training
+from tf_raw.tools import predict
+from tf_raw.run_folder import run_files
+from tf_raw.tools import serving
+from tf_raw import loop
+from tf_raw.run_folder import guard
 
 
 def _softmax(logits):
@@ -44,19 +45,19 @@ class ExportPredictTest(tf.test.TestCase):
         model_dir=cls.model_dir, epochs=1, batch_size=4, eval_every=1,
         checkpoint_every_steps=0, print_predictions=False,
         init_stddev=0.1)  # Larger weights: distinct probabilities.
-    cls.trainer = training.Trainer(config, cls.dataset, out=lambda line: None)
+    cls.trainer = guard.GuardedTrainer(config, cls.dataset, out=lambda line: None)
     cls.trainer.run()
     run_files.write_class_names(cls.model_dir, cls.dataset.class_names)
     cls.export_dir = os.path.join(cls.root, "exports", "1")
     serving.export_saved_model(cls.model_dir, cls.export_dir)
 
   def _in_memory_probabilities(self, images_uint8):
-    logits = self.trainer.eval_model(
+    logits = self.trainer.learner.eval_model(
         model_lib.scale_images(images_uint8)).numpy()
     return _softmax(logits.astype(np.float64))
 
   def test_saved_model_matches_the_in_memory_model(self):
-    self.assertEqual(self.trainer.model.w_o.shape, (625, 3))
+    self.assertEqual(self.trainer.learner.model.w_o.shape, (625, 3))
     loaded = tf.saved_model.load(self.export_dir)
     images = np.concatenate([self.dataset.test_images,
                              self.dataset.train_images])
@@ -66,7 +67,7 @@ class ExportPredictTest(tf.test.TestCase):
     self.assertAllClose(outputs["probabilities"], expected, rtol=1e-5,
                         atol=1e-6)
     self.assertAllEqual(outputs["class_ids"],
-                        self.trainer.predict(images).numpy())
+                        self.trainer.learner.predict(images).numpy())
     self.assertEqual(tuple(loaded.class_names.numpy().astype(str)),
                      image_fixtures.CLASSES)
     with open(os.path.join(self.export_dir, "assets",

@@ -15,7 +15,8 @@ import tensorflow as tf
 from tests import image_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import image_folder
+from tf_raw import sources
+from tf_raw.sources import image_folder
 
 CLASSES = image_fixtures.CLASSES
 write_folder = image_fixtures.write_image_folder
@@ -141,6 +142,6 @@ def test_data_load_dispatches_a_folder_of_class_folders(tmp_path):
   write_folder(tmp_path / "mine", per_class=2)
   config = config_lib.TrainConfig(data_dir=str(tmp_path / "mine"),
                                   cache_dir=str(tmp_path / "cache"))
-  dataset = data.load(config)
+  dataset = sources.load(config)
   assert dataset.class_names == CLASSES
   assert len(dataset.train_labels) == 6 and len(dataset.test_labels) == 6

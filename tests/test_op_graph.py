@@ -9,9 +9,10 @@ import tensorflow as tf
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw import model as model_lib
-from tf_raw import op_graph
-from tf_raw import tf1_graph
-from tf_raw import training
+from tf_raw.tf1 import op_graph
+from tf_raw.tf1 import tf1_graph
+from tf_raw import loop
+from tf_raw.run_folder import guard
 
 
 def _hand_counts():
@@ -53,15 +54,15 @@ class TF2StepTest(tf.test.TestCase):
     config = config_lib.TrainConfig(
         dataset="synthetic",
         model_dir=os.path.join(tf.compat.v1.test.get_temp_dir(), "graph"))
-    cls.trainer = training.Trainer(config, data.synthetic(1, 1),
+    cls.trainer = guard.GuardedTrainer(config, data.synthetic(1, 1),
                                    out=lambda line: None)
-    graph = cls.trainer.train_step.get_concrete_function().graph
+    graph = cls.trainer.learner.train_step.get_concrete_function().graph
     roots = [t.op for t in graph.outputs] + list(graph.control_outputs)
     cls.report = op_graph.analyse(graph, roots)
 
   def test_parameters_and_costs_match_the_hand_counts(self):
     self.assertEqual(self.report.parameters,
-                     model_lib.count_parameters(self.trainer.model))
+                     _count_parameters(self.trainer.learner.model))
     self.assertEqual(self.report.parameters, 1_379_274)
     self.assertEqual(self.report.forward_macs, FORWARD_MACS)
     self.assertEqual(self.report.weight_gradient_macs, FORWARD_MACS)
@@ -147,3 +148,8 @@ class TF1GraphTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+def _count_parameters(module):
+  """Total number of scalars in `module.trainable_variables`."""
+  return sum(int(tf.size(v)) for v in module.trainable_variables)

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import image_fixtures
 from tests import program_fixtures
-from tf_raw import explore
-from tf_raw import image_grid
-from tf_raw import progress
+from tf_raw.tools import explore
+from tf_raw.tools import image_grid
+from tf_raw.tools import progress
 from tf_raw import train
 
 _TINY_RUN = ["--dataset=synthetic", "--synthetic_train_size=48",
@@ -69,7 +70,7 @@ def test_explore_prints_the_summary_and_writes_a_labelled_grid(tmp_path):
   assert f"Wrote {output}: the first 9 train images" in stdout
   grid = tf.io.decode_png(output.read_bytes()).numpy()
   for index in (0, 4, 8):
-    top, left = image_grid.tile_origin(index, columns=3)
+    top, left = image_fixtures.grid_tile_origin(index, columns=3)
     np.testing.assert_array_equal(
         grid[top:top + 128, left:left + 128],
         np.kron(dataset.train_images[index], np.ones((4, 4, 1), np.uint8)))
@@ -86,16 +87,23 @@ def test_explore_bad_data_dir_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("program, key_flags, not_shown", [
-    ("train", ["--epochs", "--log_every_steps", "--validation_split"], []),
-    ("export", ["--model_dir", "--export_dir"], ["--epochs"]),
-    ("predict", ["--model_dir", "--saved_model", "--image", "--top_k"],
+    ("tf_raw.train", ["--epochs", "--log_every_steps", "--validation_split",
+                      "--data_dir", "--keep_prob_conv", "--seed"], []),
+    ("tf_raw.tools.export", ["--model_dir", "--export_dir"], ["--epochs"]),
+    ("tf_raw.tools.predict", ["--model_dir", "--saved_model", "--image",
+                              "--top_k"], ["--epochs"]),
+    ("tf_raw.tools.explore", ["--data_dir", "--dataset", "--output"],
      ["--epochs"]),
-    ("explore", ["--data_dir", "--dataset", "--output"], ["--epochs"]),
+    # Flags shared through flags/common_flags.py show as the program's own.
+    ("tf_raw.tf1.compare", ["--steps", "--data_dir", "--batch_size",
+                            "--keep_prob_hidden", "--seed"], ["--epochs"]),
+    ("tf_raw.tf1.graph", ["--api", "--keep_prob_conv"], ["--data_dir"]),
+    ("tf_raw.bench", ["--[no]quick", "--candidates"], ["--epochs"]),
 ])
 def test_helpshort_lists_each_programs_key_flags(program, key_flags,
                                                  not_shown):
   result = subprocess.run(
-      [sys.executable, "-m", f"tf_raw.{program}", "--helpshort"],
+      [sys.executable, "-m", program, "--helpshort"],
       capture_output=True, text=True, timeout=120, check=False,
       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   # absl's --helpshort prints the usage and exits 1, as absl's --help does.
@@ -142,19 +150,8 @@ def test_progress_redraws_a_bar_only_on_a_terminal():
       "step 2/5 of epoch 1", "step 4/5 of epoch 1"]
 
 
-def test_caption_font_draws_the_letters():
-  drawn = image_grid.render_text("IT", max_width=100, scale=1)
-  expected = [".###..#####",
-              "..#.....#..",
-              "..#.....#..",
-              "..#.....#..",
-              "..#.....#..",
-              "..#.....#..",
-              ".###....#.."]
-  assert ["".join("#" if pixel else "." for pixel in row)
-          for row in drawn] == expected
-  # A name too long for its tile keeps its start and ends with ".".
-  long_name = image_grid.render_text("automobile_extra", max_width=128)
-  assert long_name.shape[1] <= 128
-  np.testing.assert_array_equal(long_name[:, :10],
-                                image_grid.render_text("A", 128)[:, :10])
+def test_caption_rows_follow_the_grid():
+  captions = ["frog", "truck", "truck", "deer", "automobile"]
+  assert image_grid.caption_rows(captions, columns=3) == (
+      "  frog          truck         truck\n"
+      "  deer          automobile")

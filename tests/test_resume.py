@@ -17,8 +17,9 @@ import tensorflow as tf
 from tests import cli_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import run_dir
-from tf_raw import training
+from tf_raw.run_folder import run_dir
+from tf_raw import loop
+from tf_raw.run_folder import guard
 
 # 96 images in batches of 12: 8 steps per epoch, 24 steps in 3 epochs.
 # --log_every_steps=3 makes each train_steps call 3 steps or fewer (calls end
@@ -148,7 +149,7 @@ class InProcessInterruptionTest(tf.test.TestCase):
 
   def _trainer(self, model_dir, lines=None):
     out = lines.append if lines is not None else (lambda line: None)
-    return training.Trainer(_config(model_dir), self.dataset, out=out)
+    return guard.GuardedTrainer(_config(model_dir), self.dataset, out=out)
 
   def _signal_during_first_evaluation(self, trainer, signum):
     evaluate = trainer.evaluate
@@ -223,11 +224,11 @@ class InProcessInterruptionTest(tf.test.TestCase):
     # log_every_steps=1: one step per train_batches call, to crash between
     # two steps.
     config = _config(model_dir, checkpoint_every_steps=3, log_every_steps=1)
-    trainer = training.Trainer(config, self.dataset, out=lambda line: None)
+    trainer = guard.GuardedTrainer(config, self.dataset, out=lambda line: None)
     train_batches = trainer.train_batches
 
     def crash_before_step_6(*args):
-      if int(trainer.global_step.numpy()) == 5:
+      if int(trainer.learner.global_step.numpy()) == 5:
         raise _Crash()  # Step 5 ran and was logged, not saved.
       return train_batches(*args)
     trainer.train_batches = crash_before_step_6
@@ -235,7 +236,7 @@ class InProcessInterruptionTest(tf.test.TestCase):
       trainer.run()
 
     lines = []
-    training.Trainer(_config(model_dir, checkpoint_every_steps=3),
+    guard.GuardedTrainer(_config(model_dir, checkpoint_every_steps=3),
                      self.dataset, out=lines.append).run()
     self.assertIn("ckpt-4 at step 4 (epoch 1)", lines[0])
     first, second = _steps(model_dir)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw import model as model_lib
-from tf_raw import training
+from tf_raw import loop
 
 
 def _textbook_logits(weights, images, keep_prob_conv, keep_prob_hidden, seed):
@@ -58,7 +58,7 @@ def _trainer(model_dir, dataset, **overrides):
   settings = dict(dataset="synthetic", model_dir=model_dir, epochs=1,
                   batch_size=16, print_predictions=False)
   settings.update(overrides)
-  return training.Trainer(config_lib.TrainConfig(**settings), dataset,
+  return loop.Trainer(config_lib.TrainConfig(**settings), dataset,
                           out=lambda line: None)
 
 
@@ -70,18 +70,18 @@ class TrainStepsTest(tf.test.TestCase):
     one_by_one = _trainer(os.path.join(self.get_temp_dir(), "a"), dataset)
     looped = _trainer(os.path.join(self.get_temp_dir(), "b"), dataset)
     # 70 images in batches of 16: four full steps and one of 6.
-    losses = [one_by_one.train_step(images[start:start + 16],
+    losses = [one_by_one.learner.train_step(images[start:start + 16],
                                     labels[start:start + 16]).numpy()
               for start in range(0, 70, 16)]
-    looped.train_steps(images, labels)
-    self.assertEqual(int(looped.global_step.numpy()), 5)
+    looped.learner.train_steps(images, labels)
+    self.assertEqual(int(looped.learner.global_step.numpy()), 5)
     # The same dropout masks (keyed by the step) and the same updates.
-    self.assertAllClose(looped.epoch_loss_sum.numpy(), sum(losses),
+    self.assertAllClose(looped.learner.epoch_loss_sum.numpy(), sum(losses),
                         rtol=1e-6)
-    for a, b in zip(one_by_one.model.weights, looped.model.weights):
+    for a, b in zip(one_by_one.learner.model.weights, looped.learner.model.weights):
       self.assertAllClose(a, b, rtol=1e-6, atol=1e-9)
-    for a, b in zip(one_by_one.optimizer.mean_squares,
-                    looped.optimizer.mean_squares):
+    for a, b in zip(one_by_one.learner.optimizer.mean_squares,
+                    looped.learner.optimizer.mean_squares):
       self.assertAllClose(a, b, rtol=1e-6, atol=1e-9)
 
   def test_calls_end_at_checkpoints_and_epoch_ends(self):
@@ -94,7 +94,7 @@ class TrainStepsTest(tf.test.TestCase):
       batch = 0
       while batch < trainer.steps_per_epoch:
         num_steps = trainer._steps_in_next_call(step, batch)  # pylint: disable=protected-access
-        self.assertBetween(num_steps, 1, training.STEPS_PER_CALL)
+        self.assertBetween(num_steps, 1, loop.STEPS_PER_CALL)
         batch += num_steps
         step += num_steps
         ends.append(step)

@@ -15,11 +15,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tests import image_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import image_grid
-from tf_raw import summaries
-from tf_raw import training
+from tf_raw.tools import image_grid
+from tf_raw.tools import summaries
+from tf_raw import loop
+from tf_raw.run_folder import guard
 
 Record = collections.namedtuple("Record", "step plugin value")
 
@@ -48,7 +50,7 @@ class TensorBoardTest(tf.test.TestCase):
         dataset="synthetic", model_dir=cls.model_dir, epochs=2, batch_size=16,
         checkpoint_every_steps=0, eval_every=1, print_predictions=False,
         log_every_steps=4)
-    cls.trainer = training.Trainer(
+    cls.trainer = guard.GuardedTrainer(
         config, cls.dataset, out=lambda line: None,
         hooks=[summaries.TensorBoard(cls.model_dir, config.log_every_steps)])
     # Record every step's loss (a host sync per step: fine in a test).
@@ -61,7 +63,7 @@ class TensorBoardTest(tf.test.TestCase):
       size = config.batch_size
       for batch in range(first_batch, first_batch + num_batches):
         index = order[batch * size:(batch + 1) * size]
-        loss = trainer.train_step(cls.dataset.train_images[index],
+        loss = trainer.learner.train_step(cls.dataset.train_images[index],
                                   cls.dataset.train_labels[index])
         cls.step_losses.append(float(loss.numpy()))
     trainer.train_batches = recording_batches
@@ -104,14 +106,14 @@ class TensorBoardTest(tf.test.TestCase):
       metrics = [json.loads(line) for line in f]
     self.assertEqual([(r.step, float(r.value)) for r in self.test["accuracy"]],
                      [(m["step"], np.float32(m["accuracy"])) for m in metrics])
-    predictions = self.trainer.predict(self.dataset.train_images).numpy()
+    predictions = self.trainer.learner.predict(self.dataset.train_images).numpy()
     train_accuracy = np.mean(predictions == self.dataset.train_labels)
     last = self.train["accuracy"][-1]
     self.assertEqual(last.step, 12)
     self.assertAllClose(last.value, train_accuracy)
 
   def test_weight_and_gradient_histograms_once_per_epoch(self):
-    final = self.trainer.model.w_c1.numpy().ravel()
+    final = self.trainer.learner.model.w_c1.numpy().ravel()
     records = self.train["weights/w_c1"]
     self.assertEqual([r.step for r in records], [6, 12])
     table = records[-1].value  # [buckets, 3]: left edge, right edge, count.
@@ -127,7 +129,7 @@ class TensorBoardTest(tf.test.TestCase):
     width, height, png = self.train["samples"][0].value
     grid = tf.io.decode_png(png).numpy()
     self.assertEqual(grid.shape, (int(height), int(width), 3))
-    top, left = image_grid.tile_origin(0, summaries.GRID_COLUMNS)
+    top, left = image_fixtures.grid_tile_origin(0, summaries.GRID_COLUMNS)
     enlarged = np.kron(self.dataset.train_images[0],
                        np.ones((4, 4, 1), np.uint8))  # Independent of repeat.
     self.assertAllEqual(grid[top:top + 128, left:left + 128], enlarged)
@@ -138,5 +140,5 @@ class TensorBoardTest(tf.test.TestCase):
     ops = {node.op for graph in run_metadata.function_graphs
            for node in graph.pre_optimization_graph.node}
     self.assertIn("ResourceApplyRMSProp", ops)
-    self.assertEqual(self.trainer.train_step.experimental_get_tracing_count(),
+    self.assertEqual(self.trainer.learner.train_step.experimental_get_tracing_count(),
                      1)

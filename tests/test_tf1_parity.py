@@ -8,7 +8,7 @@ with oneDNN OFF. TensorFlow reads TF_ENABLE_ONEDNN_OPTS once at start-up, so
 one process can only test one setting, with both APIs inside it: this file
 tests the setting `make test` runs under (tf_raw turns oneDNN on unless the
 variable is set), and tests/test_tf1_programs.py runs `python -m
-tf_raw.compare --tolerance=0` in a subprocess under the other setting.
+tf_raw.tf1.compare --tolerance=0` in a subprocess under the other setting.
 
 Why bit-identical is the right bar (the brief allows 1e-6): both sides run the
 same kernels (Conv2D, MatMul, their gradients, ResourceApplyRMSProp) on the
@@ -35,9 +35,9 @@ import tensorflow as tf
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw import model as model_lib
-from tf_raw import tf1_graph
-from tf_raw import train_v1
-from tf_raw import training
+from tf_raw.tf1 import tf1_graph
+from tf_raw.tf1 import train_v1
+from tf_raw import loop
 
 PARITY_STEPS = 50
 BOUND = 1e-6  # The largest difference the brief allows.
@@ -97,17 +97,17 @@ class TrainStepParityTest(tf.test.TestCase):
     cls.dataset = data.synthetic(num_train=100, num_test=300, seed=1)
     config = _config(os.path.join(tf.compat.v1.test.get_temp_dir(), "parity"),
                      batch_size=8)
-    cls.trainer = training.Trainer(config, cls.dataset, out=lambda line: None)
-    cls.initial = [w.numpy() for w in cls.trainer.model.weights]
+    cls.trainer = loop.Trainer(config, cls.dataset, out=lambda line: None)
+    cls.initial = [w.numpy() for w in cls.trainer.learner.model.weights]
     cls.notebook = tf1_graph.TF1Graph(cls.initial)
     cls.losses_tf2, cls.losses_tf1 = [], []
     for step in range(PARITY_STEPS):
       epoch, batch = divmod(step, cls.trainer.steps_per_epoch)
-      order = training.epoch_order(config.seed, epoch, 100)
+      order = loop.epoch_order(config.seed, epoch, 100)
       index = order[batch * 8:(batch + 1) * 8]
       images = cls.dataset.train_images[index]
       labels = cls.dataset.train_labels[index]
-      cls.losses_tf2.append(cls.trainer.train_step(images, labels).numpy())
+      cls.losses_tf2.append(cls.trainer.learner.train_step(images, labels).numpy())
       cls.losses_tf1.append(cls.notebook.train_step(images, labels, 1.0, 1.0))
 
   @classmethod
@@ -124,9 +124,9 @@ class TrainStepParityTest(tf.test.TestCase):
 
   def test_weights_and_slots_match_bit_for_bit_after_fifty_steps(self):
     slots = self.notebook.slots()
-    pairs = (list(zip(self.trainer.model.weights, self.notebook.weights())) +
-             list(zip(self.trainer.optimizer.mean_squares, slots["rms"])) +
-             list(zip(self.trainer.optimizer.moments, slots["momentum"])))
+    pairs = (list(zip(self.trainer.learner.model.weights, self.notebook.weights())) +
+             list(zip(self.trainer.learner.optimizer.mean_squares, slots["rms"])) +
+             list(zip(self.trainer.learner.optimizer.moments, slots["momentum"])))
     self.assertLen(pairs, 15)
     for ours, theirs in pairs:
       self.assertLessEqual(np.max(np.abs(ours.numpy() - theirs)), BOUND)
@@ -148,7 +148,7 @@ class TrainStepParityTest(tf.test.TestCase):
     self.assertAllEqual(
         predictions_tf1,
         self.notebook.predict(self.dataset.test_images, batch_size=128))
-    logits_tf2 = tf.function(lambda x: self.trainer.model(
+    logits_tf2 = tf.function(lambda x: self.trainer.learner.model(
         model_lib.scale_images(x)))(self.dataset.test_images)
     self.assertAllEqual(logits_tf2,
                         self.notebook.logits(self.dataset.test_images))
@@ -266,7 +266,7 @@ class TrainV1LoopTest(tf.test.TestCase):
       if api == "v1":
         train_v1.run(config, dataset, out=lines[api].append)
       else:
-        training.Trainer(config, dataset, out=lines[api].append).run()
+        loop.Trainer(config, dataset, out=lines[api].append).run()
 
     # v1 first lists the flags it ignores, then prints the same lines as v2,
     # the same numbers included (dropout off: the runs are bit-identical);

@@ -1,7 +1,7 @@
 """The programs around the TF1 graph, run as a user runs them (subprocesses).
 
-`python -m tf_raw.compare` (agreeing, and forced to diverge), `python -m
-tf_raw.graph --logdir` and `python -m tf_raw.train --api=v1`, each on tiny
+`python -m tf_raw.tf1.compare` (agreeing, and forced to diverge), `python -m
+tf_raw.tf1.graph --logdir` and `python -m tf_raw.train --api=v1`, each on tiny
 synthetic data. Each start imports TensorFlow, so the four runs are started
 together in setUpClass and the tests read their results.
 """
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import unittest
 
-from tf_raw import parity
+from tf_raw.tf1 import parity
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_DATA = ["--synthetic_train_size=20", "--synthetic_test_size=12",
@@ -57,12 +57,12 @@ class ProgramsTest(unittest.TestCase):
     cls.onednn_here = parity.onednn_enabled()
     cls.other_onednn = "0" if cls.onednn_here else "1"
     processes = {
-        "agree": _start(["tf_raw.compare", "--steps=4", "--tolerance=0",
+        "agree": _start(["tf_raw.tf1.compare", "--steps=4", "--tolerance=0",
                          *TINY_DATA],
                         {"TF_ENABLE_ONEDNN_OPTS": cls.other_onednn}),
-        "diverge": _start(["tf_raw.compare", "--steps=2",
+        "diverge": _start(["tf_raw.tf1.compare", "--steps=2",
                            "--trap=keras_rmsprop", *TINY_DATA]),
-        "graph": _start(["tf_raw.graph", f"--logdir={cls.logdir}"]),
+        "graph": _start(["tf_raw.tf1.graph", f"--logdir={cls.logdir}"]),
         "train_v1": _start(["tf_raw.train", "--api=v1", "--dataset=synthetic",
                             "--epochs=2", "--eval_every=1",
                             f"--model_dir={cls.model_dir}", *TINY_DATA]),
@@ -147,9 +147,9 @@ class UsageErrorsTest(unittest.TestCase):
   """Bad flags: one line, exit 2, before TensorFlow is even imported."""
 
   def test_bad_flags_exit_2_with_one_line(self):
-    cases = (["tf_raw.compare", "--steps=0"],
-             ["tf_raw.compare", "--keep_prob_conv=0"],
-             ["tf_raw.graph", "--api=v3"])
+    cases = (["tf_raw.tf1.compare", "--steps=0"],
+             ["tf_raw.tf1.compare", "--keep_prob_conv=0"],
+             ["tf_raw.tf1.graph", "--api=v3"])
     results = _wait_all({index: _start(args)
                          for index, args in enumerate(cases)})
     for index, args in enumerate(cases):

@@ -1,24 +1,30 @@
 """tf_raw: the 2018 TF1 CIFAR-10 notebook, rebuilt from TF2 low-level ops.
 
-Modules: `data` (find, download and load CIFAR-10, or make a synthetic set),
-`cifar_format` (the official batch file format), `download` (HTTP with the
-standard library), `model` (the network), `optim` (TF1's RMSProp),
-`training` (the loop and checkpoints), `config` (the settings), and the
-`train` program. Beside them, the notebook's original: `tf1_graph` (its TF1
-graph, runnable), `train_v1` (`train --api=v1`), `parity` and the `compare`
-program (both side by side), `op_graph` and the `graph` program (one training
-step's ops, shapes and FLOPs); see docs/tf1_to_tf2.md.
+The top of this package is the lesson, in reading order:
 
-Importing this package sets two TensorFlow environment defaults, because they
-only work before TensorFlow itself is imported (an explicit value wins):
+1. `model`  - the network: a `tf.Module` of five `tf.Variable`s, `tf.nn` ops.
+2. `optim`  - TF1's RMSProp as `tf.raw_ops.ResourceApplyRMSProp`, and the
+              weights' moving average.
+3. `step`   - the loss and one training step: `tf.GradientTape`, traced once
+              by `tf.function`; several steps per call; predict.
+4. `loop`   - the epochs: order, batches, evaluation, checkpoints
+              (`tf.train.CheckpointManager`), the notebook's output lines.
+5. `data`   - CIFAR-10's batch files (a restricted unpickler), channels-first
+              rows to NHWC by transpose, a synthetic stand-in.
+6. `config` - the settings, one frozen dataclass.
+7. `train`  - the program, `python -m tf_raw.train`, which wires it together.
 
-* TF_ENABLE_ONEDNN_OPTS=1: TensorFlow leaves oneDNN off on some CPUs (AMD);
-  on the 2-core AMD machine we measure on it is about 1.5x faster for this
-  network (see BUILD.md, benchmarks).
-* TF_CPP_MIN_LOG_LEVEL=2: hide TensorFlow's C++ info and warning chatter.
+Around it, in subpackages the lesson never imports (only the programs do):
+
+* `sources`    - finding, downloading and safely unpacking CIFAR-10; your own
+                 image folders.
+* `run_folder` - what makes a run folder trustworthy: checkpoint fallback,
+                 one process per folder, Ctrl-C saving first, NaN stopping,
+                 metrics.jsonl kept in step; the soak test.
+* `tf1`        - the notebook's own TF1 graph, runnable (`--api=v1`), side by
+                 side with the TF2 step (`compare`), and the op-graph report
+                 (`graph`).
+* `tools`      - using what you trained: TensorBoard, SavedModel export,
+                 predict, explore, the CIFAR-10 file writer.
+* `bench`      - the benchmark against TF1, Keras and PyTorch.
 """
-
-import os
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

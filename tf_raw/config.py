@@ -2,13 +2,18 @@
 
 The defaults are the original notebook's recipe (or, where the notebook had a
 bug, the fix). `flags/train_flags.py` takes its defaults from here, so the two
-cannot drift apart. Nothing in this module imports TensorFlow or absl (tf_raw.data is numpy only).
+cannot drift apart. Nothing in this module imports TensorFlow or absl
+(`tf_raw.data` is numpy only), so a program can check its settings before it
+spends seconds importing TensorFlow.
 """
 
 import dataclasses
 from typing import Optional
 
 from tf_raw.data import CIFAR10_URL
+
+# Checkpoints are model_dir/ckpt-<global step>.index and .data-*.
+CHECKPOINT_PREFIX = "ckpt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +66,8 @@ class TrainConfig:
   step_log: bool = False  # One line per step in model_dir/steps.log (audits).
 
   # Which implementation trains: "v2" (this project's TF2 code) or "v1" (the
-  # notebook's own TF1 graph, tf_raw/tf1_graph.py, run by tf_raw/train_v1.py).
+  # notebook's own TF1 graph, tf_raw/tf1/tf1_graph.py, run by
+  # tf_raw/tf1/train_v1.py).
   api: str = "v2"
 
   def __post_init__(self):
@@ -74,7 +80,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
-  """A run of `python -m tf_raw.compare`; see `flags/compare_flags.py`."""
+  """A run of `python -m tf_raw.tf1.compare`; see `flags/compare_flags.py`."""
 
   train: TrainConfig  # Data, batches, recipe and seed shared by both sides.
   steps: int = 50

@@ -1,73 +1,80 @@
-"""CIFAR-10 (found, downloaded or unpacked) or a synthetic stand-in, as arrays.
+"""The data the lesson trains on: CIFAR-10's batch files as NHWC arrays.
 
 Public:
 
-    load_cifar10(data_dir, cache_dir, ...) -> Dataset  find, fetch, unpack, load
-    synthetic(num_train, num_test, seed) -> Dataset    a small learnable fake
-    chw_rows_to_images(rows, layout) -> images         the layout fix (or bug)
-    Dataset, DataError, LAYOUTS, CIFAR10_URL, CIFAR10_SHA256, CIFAR10_MD5
+    Dataset                                 uint8 NHWC images, int32 labels
+    chw_rows_to_images(rows, layout)        the layout fix (or the bug)
+    read_batches_folder(folder) -> arrays   a cifar-10-batches-py folder
+    read_batch(path), read_meta(path)       one file, through a safe unpickler
+    synthetic(num_train, num_test, seed)    a small learnable stand-in
+    DataError, FormatError, LAYOUTS, CIFAR10_URL
 
-Where `load_cifar10` looks, in order:
+The official `cifar-10-python.tar.gz` unpacks to
 
-    1. data_dir, if given: a folder holding cifar-10-batches-py/ or
-       cifar-10-python.tar.gz, or the cifar-10-batches-py folder itself, or the
-       .tar.gz file. Nothing usable there is an error (no silent download).
-    2. cache_dir, in the same forms.
-    3. The Keras cache: <keras_cache_dir>/cifar-10-batches-py (Keras 2) or
-       <keras_cache_dir>/cifar-10-batches-py-target/cifar-10-batches-py
-       (Keras 3).
-    4. Otherwise it downloads data_url into cache_dir and unpacks it there.
+    cifar-10-batches-py/data_batch_1 ... data_batch_5  10,000 train images each
+    cifar-10-batches-py/test_batch                     10,000 test images
+    cifar-10-batches-py/batches.meta                   the 10 class names
 
-An archive is unpacked safely (only the expected regular files; no links, no
-absolute or `..` paths) into a temporary folder inside cache_dir, loaded and
-checked, and only then renamed into place, so a failure leaves nothing behind.
+Each batch is a dict pickled by Python 2's cPickle, protocol 2:
 
-The layout: a CIFAR-10 row stores three 32x32 planes (all red, then all green,
-then all blue). `layout="nhwc"` reshapes a row to (3, 32, 32) and transposes
-to (32, 32, 3). The 2018 notebook reshaped straight to (32, 32, 3), which puts
+    {'batch_label': 'training batch 1 of 5',
+     'labels': [6, 9, 9, 4, ...],        # N Python ints in 0..9
+     'data': <uint8 ndarray (N, 3072)>,  # one image per row
+     'filenames': ['leptodactylus_pentadactylus_s_000004.png', ...]}
+
+The layout: a row is channels-first, three 32x32 planes (all red, then all
+green, then all blue), so `row[c * 1024 + y * 32 + x]` is channel c of pixel
+(y, x). `layout="nhwc"` reshapes a row to (3, 32, 32) and transposes to
+(32, 32, 3). The 2018 notebook reshaped straight to (32, 32, 3), which puts
 red, red, red values into the R, G, B slots of the first pixels; that bug is
 kept as `layout="legacy_reshape"` for teaching.
 
-Errors a user can cause raise `DataError`, one sentence saying what to do. This
-module needs numpy and the standard library only, not TensorFlow.
+Why a restricted unpickler: a pickle can import and call any function (GLOBAL
+then REDUCE), so a tampered "batch" could run `os.system`. A real CIFAR-10
+batch needs exactly three globals; anything else is refused before it is
+imported.
+
+Finding CIFAR-10 on disk, downloading and unpacking it, and reading your own
+image folders is `tf_raw/sources/`; writing batch files is
+`tf_raw/tools/cifar_writer.py`. Errors a user can cause raise `DataError` (a
+damaged file: its subclass `FormatError`), one sentence saying what to do.
+This module needs numpy and the standard library only, not TensorFlow.
 """
 
-import contextlib
 import dataclasses
+import io
 import os
-import posixpath
-import shutil
-import tarfile
-import tempfile
-import zlib
+import pickle
 
 import numpy as np
 
-from tf_raw import cifar_format
-from tf_raw import download
-
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_SHA256 = (
-    "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce")
-CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # Published on the CIFAR page.
+
+IMAGE_SIZE = 32  # Pixels per side.
+NUM_CHANNELS = 3  # Red, green, blue planes, in that order.
+ROW_LENGTH = NUM_CHANNELS * IMAGE_SIZE * IMAGE_SIZE  # 3072 uint8s per image.
+NUM_CLASSES = 10
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+               "horse", "ship", "truck")
+OFFICIAL_BATCH_SIZE = 10000  # Rows per official batch; other sizes load too.
+
 
 # "nhwc": correct (transpose the channel planes); "legacy_reshape": the bug.
 LAYOUTS = ("nhwc", "legacy_reshape")
 
-ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCHES_DIRNAME = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
 TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
-_REQUIRED_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
-_OPTIONAL_FILES = ("readme.html",)
-# Where Keras keeps an unpacked CIFAR-10, relative to its cache folder.
-_KERAS_LOCATIONS = (BATCHES_DIRNAME,  # Keras 2 / tf.keras.
-                    os.path.join("cifar-10-batches-py-target", BATCHES_DIRNAME))
+REQUIRED_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
 
 
 class DataError(Exception):
   """A problem with the user's data or network; str(e) says what to do."""
+
+
+class FormatError(DataError):
+  """A file is not a valid CIFAR-10 batch; str(e) says which and what to do."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays can't ==.
@@ -108,7 +115,7 @@ def chw_rows_to_images(rows, layout="nhwc"):
   Raises:
     ValueError: unknown layout.
   """
-  size = cifar_format.IMAGE_SIZE
+  size = IMAGE_SIZE
   num_images = rows.shape[0]
   if layout == "nhwc":
     planes = rows.reshape(num_images, 3, size, size)  # (N, C, H, W)
@@ -122,265 +129,161 @@ def chw_rows_to_images(rows, layout="nhwc"):
 
 
 # ---------------------------------------------------------------------------
-# Reading an unpacked cifar-10-batches-py folder.
+# Reading a cifar-10-batches-py folder, through a restricted unpickler.
 
 
-def _read_batches_folder(folder):
+def read_batches_folder(folder):
   """Reads and checks all batches of a cifar-10-batches-py folder.
 
   Returns:
     (train_rows uint8 (N, 3072), train_labels int32 (N,), test_rows,
     test_labels, class_names tuple of str).
   """
-  for name in _REQUIRED_FILES:
+  for name in REQUIRED_FILES:
     if not os.path.isfile(os.path.join(folder, name)):
       raise DataError(
           f"{folder} has no {name}; a CIFAR-10 folder holds data_batch_1..5, "
           "test_batch and batches.meta, so extract cifar-10-python.tar.gz "
           "again or point --data_dir elsewhere.")
-  try:
-    class_names = cifar_format.read_meta(os.path.join(folder, META_FILE))
-    train = [cifar_format.read_batch(os.path.join(folder, name),
-                                     num_classes=len(class_names))
-             for name in TRAIN_BATCHES]
-    test_rows, test_labels = cifar_format.read_batch(
-        os.path.join(folder, TEST_BATCH), num_classes=len(class_names))
-  except cifar_format.FormatError as error:
-    raise DataError(str(error)) from error
+  class_names = read_meta(os.path.join(folder, META_FILE))
+  train = [read_batch(os.path.join(folder, name), num_classes=len(class_names))
+           for name in TRAIN_BATCHES]
+  test_rows, test_labels = read_batch(os.path.join(folder, TEST_BATCH),
+                                      num_classes=len(class_names))
   train_rows = np.concatenate([rows for rows, _ in train])
   train_labels = np.concatenate([labels for _, labels in train])
   return train_rows, train_labels, test_rows, test_labels, class_names
 
 
-# ---------------------------------------------------------------------------
-# Unpacking cifar-10-python.tar.gz safely.
+# The only globals a CIFAR-10 batch pickle refers to. NumPy 2 renamed
+# `numpy.core` to `numpy._core`, and pickles written by NumPy 2 name the new
+# module, so both spellings of `_reconstruct` are allowed.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+# The function NumPy's own array pickles call, fetched without importing a
+# private module by name (so neither `numpy.core` nor `numpy._core` matters).
+_RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]
 
 
-def _expected_members():
-  names = _REQUIRED_FILES + _OPTIONAL_FILES
-  return {posixpath.join(BATCHES_DIRNAME, name) for name in names}
+
+class _CifarUnpickler(pickle.Unpickler):
+  """An unpickler that builds arrays and plain containers, and nothing else."""
+
+  def __init__(self, file, path):
+    # encoding="bytes": Python 2 `str` objects (keys, labels' names, the array's
+    # raw bytes) come back as `bytes`, exactly as they were stored.
+    super().__init__(file, encoding="bytes")
+    self._path = path
+
+  def find_class(self, module, name):
+    # Called for every GLOBAL/STACK_GLOBAL/INST/OBJ before anything is imported.
+    if (module, name) not in _ALLOWED_GLOBALS:
+      raise FormatError(
+          f"{self._path} is not a CIFAR-10 batch and may be malicious (its "
+          f"pickle asks to call {module}.{name}), so delete it and get "
+          "CIFAR-10 from the official archive again.")
+    return {"_reconstruct": _RECONSTRUCT, "ndarray": np.ndarray,
+            "dtype": np.dtype}[name]
+
+  def persistent_load(self, pid):
+    raise FormatError(f"{self._path} is not a CIFAR-10 batch (it uses "
+                      "persistent ids), so delete it and extract CIFAR-10 "
+                      "again.")
 
 
-def _select_members(tar, archive):
-  """The archive's members worth extracting, after refusing unsafe ones."""
-  expected = _expected_members()
-  selected = []
-  for member in tar.getmembers():  # Reads the whole archive: finds truncation.
-    name = member.name
-    if (name.startswith("/") or os.path.isabs(name)
-        or ".." in name.replace("\\", "/").split("/")):
-      raise DataError(
-          f"{archive} contains the unsafe path {name!r}, so it is not the "
-          "official CIFAR-10 archive; delete it and download it again.")
-    if member.issym() or member.islnk():
-      raise DataError(
-          f"{archive} contains the link {name!r}, so it is not the official "
-          "CIFAR-10 archive; delete it and download it again.")
-    normalized = posixpath.normpath(name)  # "./a/b" -> "a/b".
-    if normalized == BATCHES_DIRNAME and member.isdir():
-      selected.append(member)
-    elif normalized in expected:
-      if not member.isfile():
-        raise DataError(
-            f"{archive} holds {name!r} as something other than a regular "
-            "file, so it is not the official CIFAR-10 archive; delete it and "
-            "download it again.")
-      selected.append(member)
-    # Anything else (e.g. macOS "._" files) is not needed and not extracted.
-  found = {posixpath.normpath(member.name) for member in selected}
-  missing = sorted(posixpath.basename(name)
-                   for name in expected - found
-                   if posixpath.basename(name) in _REQUIRED_FILES)
-  if missing:
-    raise DataError(
-        f"{archive} lacks {', '.join(missing)} under {BATCHES_DIRNAME}/, so it "
-        "is not a complete CIFAR-10 python archive; download it again.")
-  return selected
-
-
-def _extract(archive, dest_folder):
-  """Extracts the expected CIFAR-10 members of `archive` into `dest_folder`."""
+def _unpickle(path):
+  """Loads a pickle through `_CifarUnpickler`; any failure is a FormatError."""
   try:
-    with tarfile.open(archive, "r:gz") as tar:
-      members = _select_members(tar, archive)
-      # filter="data" is tarfile's own guard (no links out, no devices, sane
-      # permissions): a second lock behind `_select_members`.
-      tar.extractall(dest_folder, members=members, filter="data")
-  except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-    # Truncated or corrupt gzip/tar data (BadGzipFile is an OSError), or a
-    # failed write.
-    raise DataError(
-        f"Could not unpack {archive} ({type(error).__name__}: {error}); it is "
-        "damaged or incomplete, so delete it and download it again.") from error
+    with open(path, "rb") as f:
+      raw = f.read()
+  except OSError as err:
+    raise FormatError(f"Could not read {path} ({err.strerror or err}); check "
+                      "that the file exists and is readable.") from err
+  try:
+    return _CifarUnpickler(io.BytesIO(raw), path).load()
+  except FormatError:
+    raise
+  except Exception as err:  # pylint: disable=broad-except
+    # A truncated or garbled pickle can fail in many ways (EOFError,
+    # UnpicklingError, ValueError, TypeError, struct.error, ...): all mean
+    # "this file is damaged".
+    raise FormatError(
+        f"{path} is not a readable CIFAR-10 batch (truncated or corrupt: "
+        f"{type(err).__name__}: {err}), so delete it and extract or download "
+        "CIFAR-10 again.") from err
 
 
-def _unpack_and_read(archive, cache_dir, keep):
-  """Unpacks `archive` into a temporary folder in cache_dir and reads it.
+def read_batch(path, num_classes=NUM_CLASSES):
+  """Reads one `data_batch_*` or `test_batch` file and checks it.
 
   Args:
-    archive: a cifar-10-python.tar.gz.
-    cache_dir: an existing folder on the same filesystem as the result.
-    keep: move the unpacked cifar-10-batches-py/ into cache_dir on success.
+    path: the batch file.
+    num_classes: labels must lie in [0, num_classes).
 
   Returns:
-    What `_read_batches_folder` returns.
-  """
-  work_folder = tempfile.mkdtemp(prefix=".unpacking-", dir=cache_dir)
-  try:
-    _extract(archive, work_folder)
-    unpacked = os.path.join(work_folder, BATCHES_DIRNAME)
-    arrays = _read_batches_folder(unpacked)  # Checks every file before keeping.
-    if keep:
-      try:
-        os.rename(unpacked, os.path.join(cache_dir, BATCHES_DIRNAME))
-      except OSError:
-        # Another process got there first; its copy is as good as ours.
-        if not os.path.isdir(os.path.join(cache_dir, BATCHES_DIRNAME)):
-          raise
-    return arrays
-  finally:
-    shutil.rmtree(work_folder, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------
-# Finding CIFAR-10.
-
-
-def _find_in(folder):
-  """What `folder` offers: ("batches", path), ("archive", path) or None."""
-  if os.path.isfile(folder) and folder.endswith(".tar.gz"):
-    return "archive", folder
-  is_named_batches = (os.path.isdir(folder) and os.path.basename(
-      os.path.normpath(folder)) == BATCHES_DIRNAME)
-  if is_named_batches or os.path.isfile(os.path.join(folder, TRAIN_BATCHES[0])):
-    return "batches", folder
-  if os.path.isdir(os.path.join(folder, BATCHES_DIRNAME)):
-    return "batches", os.path.join(folder, BATCHES_DIRNAME)
-  if os.path.isfile(os.path.join(folder, ARCHIVE_NAME)):
-    return "archive", os.path.join(folder, ARCHIVE_NAME)
-  return None
-
-
-def _make_cache_dir(cache_dir):
-  try:
-    os.makedirs(cache_dir, exist_ok=True)
-  except OSError as error:
-    raise DataError(f"Cannot create the cache folder {cache_dir} "
-                    f"({error.strerror or error}); choose a writable one."
-                    ) from error
-
-
-@contextlib.contextmanager
-def _cache_dir_made(cache_dir):
-  """Creates cache_dir for the block; if the block fails, removes the folders
-  it created that are still empty, so a failed run leaves nothing behind."""
-  created = []  # Deepest first.
-  path = os.path.abspath(cache_dir)
-  while not os.path.exists(path):
-    created.append(path)
-    path = os.path.dirname(path)
-  _make_cache_dir(cache_dir)
-  try:
-    yield
-  except BaseException:
-    for folder in created:
-      try:
-        os.rmdir(folder)
-      except OSError:
-        break  # Not empty: it holds something worth keeping.
-    raise
-
-
-def _unpack_cached_archive(archive, cache_dir):
-  try:
-    return _unpack_and_read(archive, cache_dir, keep=True)
-  except DataError:
-    # The cache is ours: drop a bad archive so the next run downloads afresh.
-    os.remove(archive)
-    raise
-
-
-def _load_raw(data_dir, cache_dir, data_url, keras_cache_dir, timeout_s,
-              expected_sha256, show_progress):
-  """Finds CIFAR-10 (see the module docstring) and returns its raw arrays."""
-  if data_dir:
-    data_dir = os.path.expanduser(data_dir)
-    found = _find_in(data_dir)
-    if found is None:
-      raise DataError(
-          f"Found no CIFAR-10 in --data_dir={data_dir}; point it at a folder "
-          f"holding {BATCHES_DIRNAME}/ or {ARCHIVE_NAME} (or at the "
-          f"{BATCHES_DIRNAME} folder itself), or leave it unset to download.")
-    kind, path = found
-    if kind == "batches":
-      return _read_batches_folder(path)
-    # The user's archive stays untouched; we unpack a private copy and drop
-    # it afterwards, so it never shadows or overwrites the cache.
-    with _cache_dir_made(cache_dir):
-      return _unpack_and_read(path, cache_dir, keep=False)
-
-  found = _find_in(cache_dir) if os.path.isdir(cache_dir) else None
-  if found is None:
-    for location in _KERAS_LOCATIONS:
-      keras_batches = os.path.join(keras_cache_dir, location)
-      if os.path.isfile(os.path.join(keras_batches, TRAIN_BATCHES[0])):
-        return _read_batches_folder(keras_batches)
-    with _cache_dir_made(cache_dir):
-      archive = os.path.join(cache_dir, ARCHIVE_NAME)
-      try:
-        download.download_file(
-            data_url, archive, expected_sha256=expected_sha256,
-            # The md5 is published for the official file only.
-            expected_md5=(CIFAR10_MD5 if expected_sha256 == CIFAR10_SHA256
-                          else None),
-            timeout_s=timeout_s, show_progress=show_progress)
-      except download.DownloadError as error:
-        raise DataError(str(error)) from error
-      return _unpack_cached_archive(archive, cache_dir)
-
-  kind, path = found
-  if kind == "batches":
-    return _read_batches_folder(path)
-  return _unpack_cached_archive(path, cache_dir)
-
-
-def load_cifar10(data_dir, cache_dir, data_url=CIFAR10_URL, layout="nhwc",
-                 keras_cache_dir="~/.keras/datasets", timeout_s=60.0,
-                 expected_sha256=CIFAR10_SHA256, show_progress=True):
-  """Finds, downloads if needed, and loads CIFAR-10.
-
-  Args:
-    data_dir: None, or where the user put CIFAR-10 (see the module docstring
-      for the accepted forms). Takes precedence over everything else.
-    cache_dir: folder for the downloaded archive and the unpacked batches.
-    data_url: where to download cifar-10-python.tar.gz from.
-    layout: "nhwc" (correct) or "legacy_reshape" (the notebook's bug).
-    keras_cache_dir: Keras's datasets folder, searched after cache_dir.
-    timeout_s: seconds to wait for the server, per connection and per read.
-    expected_sha256: checksum of the archive; the default is the official one
-      (then the official md5 is checked too). Tests pass their own.
-    show_progress: print download progress when stderr is a terminal.
-
-  Returns:
-    A `Dataset`: 50,000 train and 10,000 test images for the official files,
-    uint8 (N, 32, 32, 3) and int32 labels.
+    (data, labels): data is uint8 (N, 3072), one channels-first image per row;
+    labels is int32 (N,).
 
   Raises:
-    DataError: nothing usable found, the download failed, or a file is bad.
-    ValueError: unknown layout (a programming error).
+    FormatError: the file is missing, damaged, not a CIFAR-10 batch, or holds
+      wrongly shaped data or out-of-range labels.
   """
-  if layout not in LAYOUTS:
-    raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}.")
-  train_rows, train_labels, test_rows, test_labels, class_names = _load_raw(
-      data_dir, os.path.expanduser(cache_dir), data_url,
-      os.path.expanduser(keras_cache_dir), timeout_s, expected_sha256,
-      show_progress)
-  return Dataset(
-      train_images=chw_rows_to_images(train_rows, layout),  # (N, 32, 32, 3)
-      train_labels=train_labels,  # (N,) int32
-      test_images=chw_rows_to_images(test_rows, layout),  # (M, 32, 32, 3)
-      test_labels=test_labels,  # (M,) int32
-      class_names=class_names)
+  batch = _unpickle(path)
+  if not (isinstance(batch, dict) and b"data" in batch and b"labels" in batch):
+    raise FormatError(
+        f"{path} is not a CIFAR-10 batch (expected a dict with b'data' and "
+        "b'labels'), so delete it and extract or download CIFAR-10 again.")
+  data, labels = batch[b"data"], batch[b"labels"]
+  if (not isinstance(data, np.ndarray) or data.dtype != np.uint8
+      or data.ndim != 2 or data.shape[1] != ROW_LENGTH or data.shape[0] == 0):
+    shape = getattr(data, "shape", None)
+    dtype = getattr(data, "dtype", type(data).__name__)
+    raise FormatError(
+        f"{path} holds data of shape {shape} and type {dtype}, but a CIFAR-10 "
+        f"batch holds uint8 rows of {ROW_LENGTH} values (N, {ROW_LENGTH}), so "
+        "rebuild it with tf_raw.tools.cifar_writer.write_batch.")
+  labels = np.asarray(labels)
+  if (labels.ndim != 1 or labels.dtype.kind not in "iu"
+      or len(labels) != len(data)):
+    raise FormatError(
+        f"{path} has {len(data)} images but its labels are not {len(data)} "
+        f"integers (got shape {labels.shape}, type {labels.dtype}), so rebuild "
+        "it with tf_raw.tools.cifar_writer.write_batch.")
+  out_of_range = np.flatnonzero((labels < 0) | (labels >= num_classes))
+  if out_of_range.size:
+    index = int(out_of_range[0])
+    raise FormatError(
+        f"{path} has label {labels[index]} at index {index}, outside 0.."
+        f"{num_classes - 1}, so the file is corrupt: rebuild it or extract "
+        "CIFAR-10 again.")
+  return data, labels.astype(np.int32)
+
+
+def read_meta(path):
+  """Reads `batches.meta` and returns its class names.
+
+  Args:
+    path: the `batches.meta` file.
+
+  Returns:
+    A tuple of str, e.g. ('airplane', 'automobile', ..., 'truck').
+
+  Raises:
+    FormatError: the file is missing, damaged or has no list of names.
+  """
+  meta = _unpickle(path)
+  names = meta.get(b"label_names") if isinstance(meta, dict) else None
+  if (not isinstance(names, list) or not names
+      or not all(isinstance(name, bytes) for name in names)):
+    raise FormatError(
+        f"{path} is not a CIFAR-10 batches.meta file (expected b'label_names', "
+        "a list of names), so rebuild it with tf_raw.tools.cifar_writer.write_meta.")
+  return tuple(name.decode("utf-8") for name in names)
+
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +321,7 @@ def _class_templates(rng, num_classes, size):
 def _synthetic_split(rng, templates, num_images):
   """Draws `num_images` balanced, shuffled images from the templates."""
   num_classes, padded, _, _ = templates.shape
-  size = cifar_format.IMAGE_SIZE
+  size = IMAGE_SIZE
   labels = rng.permutation(np.arange(num_images) % num_classes).astype(np.int32)
   offsets = rng.integers(0, padded - size + 1, size=(num_images, 2))
   images = np.empty((num_images, size, size, 3), np.float32)
@@ -446,7 +349,7 @@ def synthetic(num_train=5000, num_test=1000, seed=0):
     A `Dataset` shaped like CIFAR-10's, with class names "class_0".."class_9".
   """
   rng = np.random.default_rng(seed)
-  padded = cifar_format.IMAGE_SIZE + 2 * _SYNTHETIC_MAX_SHIFT
+  padded = IMAGE_SIZE + 2 * _SYNTHETIC_MAX_SHIFT
   templates = _class_templates(rng, _SYNTHETIC_CLASSES, padded)
   train_images, train_labels = _synthetic_split(rng, templates, num_train)
   test_images, test_labels = _synthetic_split(rng, templates, num_test)
@@ -455,39 +358,3 @@ def synthetic(num_train=5000, num_test=1000, seed=0):
       test_images=test_images, test_labels=test_labels,
       class_names=tuple(f"class_{label}"
                         for label in range(_SYNTHETIC_CLASSES)))
-
-
-# ---------------------------------------------------------------------------
-# The one entry point programs use.
-
-DATASETS = ("cifar10", "synthetic")
-
-
-def load(config):
-  """Loads the dataset a `config.TrainConfig` names (cifar10 or synthetic).
-
-  A --data_dir holding a train/ folder of class folders is your own images
-  (see `tf_raw/image_folder.py`), not CIFAR-10.
-
-  Args:
-    config: any object with the TrainConfig data fields (dataset, data_dir,
-      cache_dir, data_url, data_layout, synthetic_train_size,
-      synthetic_test_size, seed, validation_split).
-
-  Returns:
-    A `Dataset`.
-  """
-  if config.dataset == "synthetic":
-    return synthetic(config.synthetic_train_size, config.synthetic_test_size,
-                     seed=config.seed)
-  if config.dataset == "cifar10" and config.data_dir and os.path.isdir(
-      os.path.join(os.path.expanduser(config.data_dir), "train")):
-    # Imported here: decoding needs TensorFlow, the rest of this module not.
-    from tf_raw import image_folder  # pylint: disable=g-import-not-at-top
-    return image_folder.load(config.data_dir, config.validation_split,
-                             config.cache_dir)
-  if config.dataset == "cifar10":
-    return load_cifar10(config.data_dir, config.cache_dir, config.data_url,
-                        layout=config.data_layout)
-  raise ValueError(f"dataset must be one of {DATASETS}, not "
-                   f"{config.dataset!r}.")

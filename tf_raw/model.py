@@ -133,7 +133,3 @@ class ConvNet(tf.Module):
     x = dropout(x, keep_prob_hidden, "hidden")                 # (B, 625)
     return tf.matmul(x, self.w_o)                              # (B, 10)
 
-
-def count_parameters(module):
-  """Total number of scalars in `module.trainable_variables`."""
-  return sum(int(tf.size(v)) for v in module.trainable_variables)

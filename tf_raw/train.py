@@ -14,7 +14,7 @@ Reproduce the notebook, bugs included:
         --drop_remainder --ema_decay=0
 
 Train with the notebook's own TF1 graph (Session, feed_dict) instead, on the
-same flags, data and batches (tf_raw/train_v1.py):
+same flags, data and batches (tf_raw/tf1/train_v1.py):
 
     python -m tf_raw.train --api=v1
 """
@@ -26,7 +26,7 @@ from absl import flags
 from absl import logging
 
 from flags import train_flags  # pylint: disable=g-bad-import-order
-from tf_raw import cli
+from flags import cli
 
 # Show the training flags in this program's --helpshort.
 flags.adopt_module_key_flags(train_flags)
@@ -34,25 +34,28 @@ flags.adopt_module_key_flags(train_flags)
 
 def main(argv):
   cli.reject_extra_arguments(argv)
+  cli.set_tensorflow_defaults()
   config = train_flags.to_config()
   flag_lines = cli.program_flag_lines(__name__)
   # Heavy imports after flag parsing, so --help and usage errors are instant;
   # TensorFlow (seconds to import) only once the run folder and the data
   # passed their checks, which need numpy alone.
   from tf_raw import data  # pylint: disable=g-import-not-at-top
-  from tf_raw import run_dir  # pylint: disable=g-import-not-at-top
-  from tf_raw import run_files  # pylint: disable=g-import-not-at-top
+  from tf_raw import sources  # pylint: disable=g-import-not-at-top
+  from tf_raw.run_folder import run_dir  # pylint: disable=g-import-not-at-top
+  from tf_raw.run_folder import run_files  # pylint: disable=g-import-not-at-top
   try:
     with cli.user_errors(data.DataError, run_dir.RunDirError):
       run_dir.check_writable(config.model_dir)  # Before a long download.
-      dataset = data.load(config)
+      dataset = sources.load(config)
       if config.api == "v2":  # v1 keeps no checkpoints: nothing to continue.
         run_dir.check_identity(config.model_dir,
                                run_dir.run_identity(config, dataset))
-    from tf_raw import progress  # pylint: disable=g-import-not-at-top
-    from tf_raw import summaries  # pylint: disable=g-import-not-at-top
-    from tf_raw import training  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tf_raw import loop  # pylint: disable=g-import-not-at-top
+    from tf_raw.run_folder import guard  # pylint: disable=g-import-not-at-top
+    from tf_raw.tools import progress  # pylint: disable=g-import-not-at-top
+    from tf_raw.tools import summaries  # pylint: disable=g-import-not-at-top
 
     tf.get_logger().setLevel("WARNING")  # No per-checkpoint INFO lines,
     logging.set_verbosity(logging.WARNING)  # from either logger.
@@ -60,9 +63,9 @@ def main(argv):
       tf.config.experimental.enable_op_determinism()
     # flags.txt repeats this run: --flagfile=<model_dir>/flags.txt.
     write_run_files = run_files.WriteRunFiles(flag_lines, dataset.class_names)
-    with cli.user_errors(run_dir.RunDirError, training.TrainingError):
+    with cli.user_errors(run_dir.RunDirError, loop.TrainingError):
       if config.api == "v1":
-        from tf_raw import train_v1  # pylint: disable=g-import-not-at-top
+        from tf_raw.tf1 import train_v1  # pylint: disable=g-import-not-at-top
         write_run_files.begin_in(config.model_dir)
         train_v1.run(config, dataset)
         return
@@ -70,8 +73,11 @@ def main(argv):
       bar = progress.Progress(sys.stdout, config.log_every_steps)
       tensorboard = summaries.TensorBoard(config.model_dir,
                                           config.log_every_steps)
-      trainer = training.Trainer(config, dataset, out=bar.print_line,
-                                 hooks=[write_run_files, tensorboard, bar])
+      # loop.Trainer (the lesson), wrapped by the run folder's guarantees:
+      # checkpoint fallback, the lock, Ctrl-C saving first, NaN stopping.
+      trainer = guard.GuardedTrainer(
+          config, dataset, out=bar.print_line,
+          hooks=[write_run_files, tensorboard, bar])
       trainer.run()  # SIGINT/SIGTERM: saves, then exits 130/143 itself.
   except KeyboardInterrupt:  # Ctrl-C before training, or a second Ctrl-C.
     print(f"error: interrupted; {config.model_dir} keeps its newest "

@@ -1,0 +1,9 @@
+"""The benchmark: tf_raw's training speed beside the same network elsewhere.
+
+`python -m tf_raw.bench` (`make bench`) times tf_raw's own training call, the
+notebook's TF1 graph (Session + feed_dict), Keras `model.fit` and PyTorch on
+the same shapes, each in a process of its own (`worker.py`, timed by
+`timing.py`; the peers are `peers.py` and `torch_peer.py`), then one full-size
+epoch of `python -m tf_raw.train`; `bench.py` runs them and prints the table.
+Nothing in the lesson imports this package.
+"""

@@ -1,0 +1,41 @@
+"""The benchmark's settings: one frozen dataclass, built once from flags.
+
+`flags/bench_flags.py` takes its defaults from here. Like `config.py`, this
+module imports neither TensorFlow nor absl, so the benchmark's parent process
+(which only starts and reads subprocesses) stays light.
+"""
+
+import dataclasses
+from typing import Optional
+
+# The training implementations `python -m tf_raw.bench` can time, in table
+# order: ours, then the peers (the 2018 TF1 graph, Keras, PyTorch).
+CANDIDATES = ("tf_raw", "tf1_graph", "keras_fit", "pytorch")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+  """Everything one benchmark run needs; see `flags/bench_flags.py`."""
+
+  candidates: tuple = CANDIDATES
+  batch_size: int = 128  # The notebook's.
+  warmup_steps: int = 10  # Tracing, oneDNN primitive creation, caches.
+  steps: int = 20  # Per timed repeat: about 2 s at 1,300 images/sec.
+  repeats: int = 5  # The median of 5 shrugs off one disturbed repeat.
+  onednn: str = "best"  # "best": time TF candidates with oneDNN on and off.
+  matmul_size: int = 2048  # 17 GFLOP per product: long enough to time.
+  epoch: bool = True  # Run one full-size epoch of `python -m tf_raw.train`.
+  epoch_images: int = 50_000  # CIFAR-10's training set.
+  eval_images: int = 10_000  # CIFAR-10's test set.
+  quick: bool = False
+  json: Optional[str] = None
+
+  def __post_init__(self):
+    assert set(self.candidates) <= set(CANDIDATES), self
+    assert self.onednn in ("best", "on", "off"), self
+
+  def quick_version(self):
+    """The same run shrunk to a smoke test (seconds per candidate)."""
+    return dataclasses.replace(
+        self, warmup_steps=1, steps=2, repeats=2, onednn="on",
+        matmul_size=256, epoch_images=5 * 128, eval_images=500, quick=True)

@@ -1,0 +1,172 @@
+"""`GuardedTrainer`: the lesson's `loop.Trainer`, with the run folder's guarantees.
+
+The loop a learner reads (`tf_raw/loop.py`) trains, evaluates and saves. This
+module wraps it so that a run folder can be trusted (BUILD.md, "What survives
+what"), without changing a single step:
+
+* `CheckpointStore` instead of the plain manager: a damaged newest
+  checkpoint is skipped, a failed write leaves the previous one intact.
+* `run()` checks run_config.json (the same run?), takes the folder's lock
+  (one process per folder) and turns SIGINT/SIGTERM into a clean stop: the
+  current `train_steps` call finishes, a checkpoint is saved, exit 130/143.
+* Hooks: `StopOnNonFinite` refuses to checkpoint NaN weights,
+  `MetricsFile` keeps metrics.jsonl in step with the checkpoints after any
+  crash, `StepLogFile` writes steps.log (--step_log).
+"""
+
+import signal
+
+import tensorflow as tf
+
+from tf_raw import loop
+from tf_raw.run_folder import checkpoints
+from tf_raw.run_folder import run_dir
+
+
+class GuardedTrainer(loop.Trainer):
+  """`loop.Trainer` whose `run()` keeps every promise of the run folder."""
+
+  def __init__(self, config, dataset, out=print, hooks=()):
+    guards = [StopOnNonFinite(), MetricsFile()]
+    if config.step_log:
+      guards.append(StepLogFile())
+    super().__init__(config, dataset, out=out, hooks=[*guards, *hooks],
+                     checkpoints=checkpoints.CheckpointStore)
+
+  def run(self):
+    """Trains as `loop.Trainer.run` does, inside the folder's checks and lock.
+
+    Raises:
+      loop.TrainingError: the loss stopped being finite.
+      run_dir.RunDirError: the folder holds another run, is locked by another
+        process, or cannot be written (checkpoints.CheckpointError included).
+      SystemExit: SIGINT or SIGTERM arrived; a checkpoint was saved first.
+    """
+    config = self.config
+    identity = run_dir.run_identity(config, self.dataset)
+    run_dir.check_identity(config.model_dir, identity)  # Before any write.
+    with run_dir.RunLock(config.model_dir), StopOnSignals(self):
+      run_dir.record_identity(config.model_dir, identity)
+      try:
+        return super().run()
+      except loop.Stopped as stopped:
+        if stopped.saved:
+          # An epoch-end evaluation left undone is caught up on restart.
+          self.out(f"Got {stopped.reason}: saved a checkpoint at step "
+                   f"{stopped.step}; run the same command again to continue.")
+        else:
+          self.out(f"Got {stopped.reason} before training went on; "
+                   f"{config.model_dir} is as it was.")
+        raise SystemExit(128 + signal.Signals[stopped.reason].value) from None
+
+
+class StopOnSignals:
+  """Turns SIGINT/SIGTERM into `trainer.stop_reason`, checked between calls.
+
+  A second signal raises KeyboardInterrupt at once (the newest complete
+  checkpoint stays).
+  """
+
+  def __init__(self, trainer):
+    self.trainer = trainer
+    self._previous = {}
+
+  def __enter__(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.trainer.stop_reason is not None:  # Second signal: stop now.
+      raise KeyboardInterrupt
+    self.trainer.stop_reason = signal.Signals(signum).name
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+class StopOnNonFinite(loop.Hook):
+  """Stops the run, before a checkpoint, once the loss or a weight is NaN/inf.
+
+  The step records the first non-finite loss in a variable (no host sync per
+  step); this reads it once per checkpoint, with the weights' finiteness.
+  """
+
+  def before_save(self, trainer, step):
+    learner = trainer.learner
+    bad_step = int(learner.first_nonfinite_step.numpy())
+    if bad_step < 0 and not all(
+        bool(tf.reduce_all(tf.math.is_finite(w)))
+        for w in learner.model.weights):
+      bad_step = step - 1  # The loss was still finite; this update was not.
+    if bad_step >= 0:
+      last_good = trainer.checkpoints.last_good
+      kept = (f"the last good checkpoint, {last_good}, is intact" if last_good
+              else "no checkpoint had been written yet")
+      raise loop.TrainingError(
+          f"The loss became NaN or infinite at step {bad_step + 1}; training "
+          f"stopped and {kept}; lower --learning_rate.")
+
+
+class MetricsFile(loop.Hook):
+  """Appends each evaluation to metrics.jsonl, exactly once per evaluation."""
+
+  def after_restore(self, trainer, step):
+    """Makes metrics.jsonl agree with the restored step, after any crash.
+
+    Records of steps after `step` are dropped (that work is redone), and if
+    `step` ends an epoch whose evaluation was due but never written (the
+    process died between the epoch-end checkpoint and the evaluation, or
+    stopped on a signal there), it is evaluated now: the weights are exactly
+    those the evaluation would have seen.
+    """
+    model_dir = trainer.config.model_dir
+    dropped = run_dir.keep_metrics_up_to(model_dir, step)
+    if dropped:
+      trainer.out(f"Dropped {dropped} evaluation record(s) of steps after "
+                  f"{step} from metrics.jsonl; training will redo them.")
+    if step == 0 or step % trainer.steps_per_epoch:
+      return
+    epoch = step // trainer.steps_per_epoch - 1
+    if trainer.evaluation_due(epoch) and not any(
+        record.get("step") == step
+        for record in run_dir.read_metrics(model_dir)):
+      trainer.out(f"Evaluating epoch {epoch}, which the previous run ended "
+                  "before evaluating.")
+      trainer.evaluate_and_log(epoch, step)  # Its after_evaluate appends.
+
+  def after_evaluate(self, trainer, epoch, step, record):
+    run_dir.append_metric(trainer.config.model_dir, record)
+
+
+class StepLogFile(loop.Hook):
+  """steps.log: one line per step that ran, with a fingerprint of its batch."""
+
+  def __init__(self):
+    self._log = None
+    self._last_step = 0
+    self._orders = {}  # epoch -> its image order (recomputed once per epoch).
+
+  def begin(self, trainer, step):
+    self._log = run_dir.StepLog(trainer.config.model_dir, step)
+    self._last_step = step
+
+  def after_step(self, trainer, step):
+    config, spe = trainer.config, trainer.steps_per_epoch
+    for done in range(self._last_step, step):  # 0-based steps that just ran.
+      epoch, batch = divmod(done, spe)
+      if epoch not in self._orders:
+        self._orders = {epoch: loop.epoch_order(
+            config.seed, epoch, len(trainer.dataset.train_labels),
+            config.shuffle)}
+      order = self._orders[epoch]
+      self._log.record(done + 1, epoch, batch,
+                       order[batch * config.batch_size:
+                             (batch + 1) * config.batch_size])
+    self._last_step = step
+
+  def end(self, trainer, step):
+    if self._log:
+      self._log.close()

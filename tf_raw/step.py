@@ -1,0 +1,172 @@
+"""One training step, traced: the loss, the gradients, the update.
+
+Public pieces:
+
+* `loss(model, images_uint8, labels, ...)`: the notebook's loss, the one
+  place it is written (the step, TensorBoard's gradients and `compare` call it).
+* `Learner(config, num_classes)`: every variable a step touches (the model,
+  the optimizer's slots, the step counter, the weights' moving average),
+  created once, and the traced functions that touch them:
+  `train_step`, `train_steps` (several steps in one call), `predict`.
+
+How this maps to the notebook's TF1 graph:
+
+    cost = tf.reduce_mean(                            # loss(...)
+        tf.nn.softmax_cross_entropy_with_logits(logits=py_x, labels=Y))
+    train_op = tf.train.RMSPropOptimizer(0.001, 0.9).minimize(cost)
+    sess.run(train_op, feed_dict={X: ..., Y: ...})    # learner.train_step(...)
+
+In TF1, `minimize` added the gradient ops to the graph and `sess.run` ran
+them. In TF2 the Python function below *is* the step: `tf.GradientTape`
+records the forward pass, `tape.gradient` differentiates it, and
+`tf.function` traces the whole thing once into a graph. The
+`input_signature` (uint8 images of any batch size, int32 labels) is why it
+traces once: without it, the last, smaller batch of each epoch would trace a
+second graph.
+"""
+
+import tensorflow as tf
+
+from tf_raw import model as model_lib
+from tf_raw import optim
+
+IMAGE_SPEC = tf.TensorSpec([None, *model_lib.IMAGE_SHAPE], tf.uint8)
+LABEL_SPEC = tf.TensorSpec([None], tf.int32)
+
+
+def loss(model, images_uint8, labels, keep_prob_conv=1.0,
+         keep_prob_hidden=1.0, dropout_seed=None):
+  """The notebook's loss: mean softmax cross-entropy of the logits.
+
+  Args:
+    model: a `model.ConvNet`.
+    images_uint8: uint8 [B, 32, 32, 3].
+    labels: int32 [B], class ids (one-hot encoded here, as the notebook's Y).
+    keep_prob_conv, keep_prob_hidden, dropout_seed: see `ConvNet.__call__`.
+
+  Returns:
+    float32 scalar: the mean over the batch.
+  """
+  images = model_lib.scale_images(images_uint8)             # (B, 32, 32, 3)
+  logits = model(images, keep_prob_conv, keep_prob_hidden,
+                 dropout_seed)                               # (B, classes)
+  per_image = tf.nn.softmax_cross_entropy_with_logits(
+      labels=tf.one_hot(labels, model.num_classes), logits=logits)  # (B,)
+  # The mean over the global batch: what tf.distribute would need.
+  return tf.nn.compute_average_loss(per_image)
+
+
+def dropout_seed(seed, step):
+  """int64 [2]: the seed of step `step`'s dropout masks, from the run's seed."""
+  return tf.stack([tf.constant(seed, tf.int64), step])
+
+
+class Learner(tf.Module):
+  """The variables of a run and the traced steps that update them.
+
+  Attributes:
+    model: the `model.ConvNet` being trained.
+    optimizer: its `optim.RMSProp` (TF1's RMSPropOptimizer).
+    global_step: int64 variable, steps taken; it keys the dropout masks.
+    average_model: a second ConvNet holding the weights' moving average (the
+      weights evaluation uses), or None with config.ema_decay == 0.
+    epoch_loss_sum: float32 variable, the sum of this epoch's step losses
+      (read once per epoch, so no step waits for Python).
+    first_nonfinite_step: int64 variable, the first step whose loss was NaN or
+      infinite, or -1 (checked at each checkpoint, not at each step).
+  """
+
+  def __init__(self, config, num_classes=model_lib.NUM_CLASSES):
+    """Creates every variable, once, before anything is traced.
+
+    Args:
+      config: a `config.TrainConfig` (the recipe fields are used).
+      num_classes: outputs of the network.
+    """
+    super().__init__(name="learner")
+    self.config = config
+    self.model = model_lib.ConvNet(config.init_stddev, seed=config.seed,
+                                   num_classes=num_classes)
+    self.optimizer = optim.RMSProp(
+        self.model.weights, config.learning_rate, config.decay,
+        config.momentum, config.epsilon)
+    self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                   name="global_step")
+    # The same seed, so the average starts equal to the model.
+    self.average_model = None
+    if config.ema_decay > 0:
+      self.average_model = model_lib.ConvNet(
+          config.init_stddev, seed=config.seed, name="average_model",
+          num_classes=num_classes)
+    self.epoch_loss_sum = tf.Variable(0.0, trainable=False,
+                                      name="epoch_loss_sum")
+    self.first_nonfinite_step = tf.Variable(
+        -1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+
+    self.train_step = tf.function(
+        self._train_step, input_signature=[IMAGE_SPEC, LABEL_SPEC])
+    self.train_steps = tf.function(
+        self._train_steps, input_signature=[IMAGE_SPEC, LABEL_SPEC])
+    self.predict = tf.function(
+        lambda images: self._predict(images, self.eval_model),
+        input_signature=[IMAGE_SPEC])
+    self.predict_raw = tf.function(
+        lambda images: self._predict(images, self.model),
+        input_signature=[IMAGE_SPEC])
+
+  @property
+  def eval_model(self):
+    """The weights evaluation and export use: the moving average, if kept."""
+    return self.average_model or self.model
+
+  def _train_step(self, images_uint8, labels):
+    """One RMSProp step on a batch; returns its mean loss (float32 scalar).
+
+    Args:
+      images_uint8: uint8 [B, 32, 32, 3].
+      labels: int32 [B], class ids.
+    """
+    config = self.config
+    # Each step's dropout masks: a pure function of (seed, step), so a
+    # restarted run draws exactly the masks an uninterrupted one would.
+    seed = dropout_seed(config.seed, self.global_step)
+    # The tape records the ops on the variables it watches (every trainable
+    # tf.Variable it sees read): the five weights, not the images.
+    with tf.GradientTape() as tape:
+      batch_loss = loss(self.model, images_uint8, labels,
+                        config.keep_prob_conv, config.keep_prob_hidden, seed)
+    gradients = tape.gradient(batch_loss, self.model.weights)
+    self.optimizer.apply(gradients)  # ResourceApplyRMSProp, weight by weight.
+    if self.average_model is not None:
+      optim.update_moving_average(self.average_model.weights,
+                                  self.model.weights, config.ema_decay,
+                                  self.global_step)
+
+    # Bookkeeping in the graph: no step waits for Python to read a value.
+    self.first_nonfinite_step.assign(tf.where(
+        tf.math.is_finite(batch_loss) | (self.first_nonfinite_step >= 0),
+        self.first_nonfinite_step, self.global_step))
+    self.epoch_loss_sum.assign_add(batch_loss)
+    self.global_step.assign_add(1)
+    return batch_loss
+
+  def _train_steps(self, images_uint8, labels):
+    """`train_step` on consecutive batches of these images, in one call.
+
+    Args:
+      images_uint8: uint8 [K * B', 32, 32, 3]: K batches of the configured
+        batch size B, one after the other (the last may be smaller).
+      labels: int32 [K * B'].
+    """
+    batch_size = self.config.batch_size
+    # AutoGraph turns this loop over a tensor into a tf.while_loop: the K
+    # steps run back to back inside the graph, with no Python in between.
+    for start in tf.range(0, tf.shape(labels)[0], batch_size):
+      self.train_step(images_uint8[start:start + batch_size],
+                      labels[start:start + batch_size])
+
+  @staticmethod
+  def _predict(images_uint8, model):
+    """int32 [B] predicted class ids for uint8 [B, 32, 32, 3]; no dropout."""
+    logits = model(model_lib.scale_images(images_uint8))
+    return tf.argmax(logits, axis=1, output_type=tf.int32)

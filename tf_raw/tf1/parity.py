@@ -1,0 +1,170 @@
+"""Trains the notebook's TF1 graph and the TF2 code in lockstep, comparing them.
+
+The library behind `python -m tf_raw.tf1.compare` (see that program for usage):
+
+    run(compare_config, dataset, out=print) -> largest differences
+    DivergenceError, onednn_enabled(), KERAS_EPSILON
+
+Both sides start from the same weights (`model.ConvNet(seed=...)`) and take
+the same batches in the same order (`loop.epoch_order`). The TF2 side is
+the real `step.Learner.train_step` (tf.function, GradientTape,
+`optim.RMSProp`); the TF1 side is `tf1_graph.TF1Graph`, the notebook's graph
+run by `Session.run` with a `feed_dict`.
+"""
+
+import dataclasses
+import tempfile
+
+import numpy as np
+from tensorflow.python.util import _pywrap_util_port  # oneDNN: no public API.
+
+from tf_raw import loop
+from tf_raw.tf1 import tf1_graph
+
+# What --trap=keras_rmsprop puts into the TF2 side: Keras's RMSprop starts its
+# mean square at zeros and adds epsilon 1e-7 (Keras 3: inside the square root,
+# as here; Keras 2 added it outside).
+KERAS_EPSILON = 1e-7
+
+
+class DivergenceError(Exception):
+  """The two implementations differ by more than the tolerance."""
+
+
+def onednn_enabled():
+  """Whether TensorFlow's oneDNN CPU kernels are on in this process.
+
+  TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it starts, so the answer
+  cannot change within a process (tf_raw sets it to 1 unless it is set).
+  """
+  return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _max_difference(arrays_a, arrays_b):
+  return max(float(abs(a - b).max()) for a, b in zip(arrays_a, arrays_b))
+
+
+def run(config, dataset, out=print):
+  """Trains both implementations in lockstep and reports their differences.
+
+  Args:
+    config: a `config.CompareConfig`.
+    dataset: a `data.Dataset`.
+    out: where the lines go.
+
+  Returns:
+    dict with the largest differences seen: "loss", "weights", "slots", and
+    "predictions_agree" (fraction of test images predicted alike).
+
+  Raises:
+    DivergenceError: a loss, weight or slot differs by more than
+      config.tolerance.
+  """
+  recipe = config.train
+  labels = dataset.train_labels
+  steps_per_epoch = loop.steps_per_epoch(
+      len(labels), recipe.batch_size, recipe.drop_remainder)
+  with tempfile.TemporaryDirectory() as scratch_dir:
+    trainer = _tf2_trainer(config, dataset, scratch_dir)
+    tf1 = tf1_graph.TF1Graph(
+        [w.numpy() for w in trainer.learner.model.weights], recipe.learning_rate,
+        recipe.decay, recipe.momentum, recipe.epsilon, seed=recipe.seed)
+    try:
+      summary = _lockstep(config, dataset, trainer, tf1, steps_per_epoch,
+                          out)
+    finally:
+      tf1.close()
+  return summary
+
+
+def _tf2_trainer(config, dataset, scratch_dir):
+  """The real TF2 Trainer (checkpoints into scratch_dir), trap included."""
+  recipe = dataclasses.replace(config.train, model_dir=scratch_dir)
+  if config.trap == "keras_rmsprop":
+    recipe = dataclasses.replace(recipe, epsilon=KERAS_EPSILON)
+  trainer = loop.Trainer(recipe, dataset, out=lambda line: None)
+  if config.trap == "keras_rmsprop":
+    for mean_square in trainer.learner.optimizer.mean_squares:
+      mean_square.assign(np.zeros(mean_square.shape, np.float32))
+  return trainer
+
+
+def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
+  """The body of `run`: steps both, prints, compares; returns the summary."""
+  recipe = config.train
+  images, labels = dataset.train_images, dataset.train_labels
+  dropout = ("off" if recipe.keep_prob_conv == recipe.keep_prob_hidden == 1
+             else f"ON (keep {recipe.keep_prob_conv:g} and "
+             f"{recipe.keep_prob_hidden:g}: TF1's stateful and TF2's "
+             "stateless masks differ, so expect divergence)")
+  out("TF2: step.Learner.train_step (tf.function, GradientTape); "
+      "TF1: tf1_graph.TF1Graph (Session.run, feed_dict).")
+  out(f"Same initial weights (seed {recipe.seed}), same {config.steps} "
+      f"batches of {recipe.batch_size} {recipe.dataset} images; dropout "
+      f"{dropout}; oneDNN {'on' if onednn_enabled() else 'off'}.")
+  if config.trap != "none":
+    out(f"--trap={config.trap}: the TF2 side starts RMSProp's mean square "
+        f"at zeros with epsilon {KERAS_EPSILON:g}, as Keras's RMSprop does.")
+  out(f"{'step':>5}   {'loss TF2':<10}  {'loss TF1':<10}  "
+      f"{'|loss diff|':<11}  max |weight diff|")
+
+  worst = {"loss": (0.0, 0), "weights": (0.0, 0)}
+  for step in range(1, config.steps + 1):
+    epoch, batch = divmod(step - 1, steps_per_epoch)
+    order = loop.epoch_order(recipe.seed, epoch, len(labels),
+                                 recipe.shuffle)
+    index = order[batch * recipe.batch_size:
+                  (batch + 1) * recipe.batch_size]
+    loss_tf2 = float(trainer.learner.train_step(images[index], labels[index]))
+    loss_tf1 = tf1.train_step(images[index], labels[index],
+                              recipe.keep_prob_conv, recipe.keep_prob_hidden)
+    loss_diff = abs(loss_tf2 - loss_tf1)
+    weight_diff = _max_difference(
+        [w.numpy() for w in trainer.learner.model.weights], tf1.weights())
+    worst["loss"] = max(worst["loss"], (loss_diff, step))
+    worst["weights"] = max(worst["weights"], (weight_diff, step))
+    out(f"{step:>5}   {loss_tf2:<10.7f}  {loss_tf1:<10.7f}  "
+        f"{_g(loss_diff):<11}  {_g(weight_diff)}")
+
+  slots = tf1.slots()
+  rms_diff = _max_difference(
+      [v.numpy() for v in trainer.learner.optimizer.mean_squares], slots["rms"])
+  momentum_diff = _max_difference(
+      [v.numpy() for v in trainer.learner.optimizer.moments], slots["momentum"])
+  out(f"RMSProp slots after step {config.steps}: max |rms diff| "
+      f"{_g(rms_diff)}, max |momentum diff| {_g(momentum_diff)}.")
+
+  test_images = dataset.test_images
+  batch = recipe.eval_batch_size
+  predictions_tf2 = np.concatenate([
+      trainer.learner.predict(test_images[start:start + batch]).numpy()
+      for start in range(0, len(test_images), batch)])
+  predictions_tf1 = tf1.predict(test_images, batch_size=batch)
+  agree = int(np.sum(predictions_tf2 == predictions_tf1))
+  out(f"Test predictions: {agree} of {len(test_images)} agree.")
+
+  largest = max(worst["loss"][0], worst["weights"][0], rms_diff,
+                momentum_diff)
+  summary = {"loss": worst["loss"][0], "weights": worst["weights"][0],
+             "slots": max(rms_diff, momentum_diff),
+             "predictions_agree": agree / len(test_images)}
+  if largest > config.tolerance:
+    loss_diff, loss_step = worst["loss"]
+    weight_diff, weight_step = worst["weights"]
+    raise DivergenceError(
+        f"the two implementations diverged beyond --tolerance="
+        f"{config.tolerance:g}: loss by up to {loss_diff:.3g} (step "
+        f"{loss_step}), weights by up to {weight_diff:.3g} (step "
+        f"{weight_step}), slots by up to {max(rms_diff, momentum_diff):.3g}"
+        + ("" if dropout == "off" and config.trap == "none" else
+           "; expected here, see the notes above") + ".")
+  out(f"The two implementations agree at all {config.steps} steps: "
+      + ("bit-identical." if largest == 0 else
+         f"largest difference {largest:.3g} <= --tolerance="
+         f"{config.tolerance:g}."))
+  return summary
+
+
+def _g(value):
+  """0 as "0", anything else in 3 significant digits."""
+  return "0" if value == 0 else f"{value:.3g}"

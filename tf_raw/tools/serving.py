@@ -1,0 +1,175 @@
+"""From a training checkpoint to predictions: restore, classify, export.
+
+    classifier = serving.restore_classifier(model_dir)   # latest checkpoint
+    outputs = classifier.serve(images_uint8)  # {"class_ids", "probabilities"}
+    serving.export_saved_model(model_dir, export_dir)    # a SavedModel
+
+The exported SavedModel has one signature, `serving_default`:
+
+    inputs:  images         uint8 [None, 32, 32, 3]   RGB, 0..255
+    outputs: class_ids      int32 [None]              argmax of the logits
+             probabilities  float32 [None, num_classes]   softmax of the logits
+
+The preprocessing (uint8 -> float32 in [0, 1], as in training) is inside it,
+and dropout is off. The class names travel with it: as the string variable
+`class_names` (`tf.saved_model.load(dir).class_names.numpy()`) and as the
+asset file `assets/class_names.txt` for readers without Python.
+
+This is the TF2 replacement for the TF1 notebook's `sess.run(predict_op, ...)`
+and for `tf.compat.v1.saved_model.simple_save`: a `tf.Module` whose
+`tf.function` has an input signature, saved with `tf.saved_model.save`.
+"""
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tf_raw import data
+from tf_raw import model as model_lib
+from tf_raw.run_folder import run_files
+
+SIGNATURE_KEY = "serving_default"  # The key TF Serving and saved_model_cli use.
+_OUTPUT_WEIGHT_KEY = "model/w_o/.ATTRIBUTES/VARIABLE_VALUE"  # In a checkpoint.
+
+
+class ServingError(Exception):
+  """Cannot restore or export; str(e) says what to do, in one sentence."""
+
+
+class Classifier(tf.Module):
+  """The trained network, dropout off, behind a uint8-images signature."""
+
+  def __init__(self, model, class_names):
+    """Args:
+      model: a `model.ConvNet` holding trained weights.
+      class_names: sequence of str, one per output of the model.
+    """
+    super().__init__(name="classifier")
+    assert len(class_names) == model.num_classes, (class_names, model)
+    self.model = model
+    # A variable, not a Python list: tf.saved_model.save keeps variables.
+    self.class_names = tf.Variable(list(class_names), trainable=False,
+                                   name="class_names")
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, *model_lib.IMAGE_SHAPE], tf.uint8, name="images")])
+  def serve(self, images):
+    """Classifies uint8 [B, 32, 32, 3] RGB images.
+
+    Returns:
+      {"class_ids": int32 [B], "probabilities": float32 [B, num_classes]}.
+    """
+    logits = self.model(model_lib.scale_images(images))  # (B, num_classes)
+    return {"class_ids": tf.argmax(logits, axis=1, output_type=tf.int32),
+            "probabilities": tf.nn.softmax(logits)}
+
+
+def restore_classifier(model_dir):
+  """Builds a `Classifier` from the latest checkpoint in model_dir.
+
+  The number of classes comes from the checkpoint (the shape of w_o), the
+  names from model_dir/class_names.txt (a run that predates that file and has
+  10 classes gets CIFAR-10's names).
+
+  Raises:
+    ServingError: no checkpoint, or one this network cannot read.
+  """
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest is None:
+    raise ServingError(
+        f"Found no checkpoint in {model_dir}; train first with "
+        f"`python -m tf_raw.train --model_dir={model_dir}` or point "
+        "--model_dir at a trained run.")
+  shapes = dict(tf.train.list_variables(latest))
+  if _OUTPUT_WEIGHT_KEY not in shapes:
+    raise ServingError(
+        f"{latest} is not a checkpoint of this network (it has no model/w_o); "
+        "point --model_dir at a run of python -m tf_raw.train.")
+  num_classes = shapes[_OUTPUT_WEIGHT_KEY][1]
+  class_names = run_files.read_class_names(model_dir)
+  if class_names is None:
+    class_names = (data.CLASS_NAMES if num_classes == 10 else
+                   tuple(f"class_{label}" for label in range(num_classes)))
+  if len(class_names) != num_classes:
+    raise ServingError(
+        f"{os.path.join(model_dir, run_files.CLASS_NAMES_FILE)} names "
+        f"{len(class_names)} classes but the checkpoint has {num_classes} "
+        "outputs; restore that file from the run or delete it.")
+  model = model_lib.ConvNet(num_classes=num_classes)
+  # Serve the weights the run evaluated with: their moving average when the
+  # run kept one (--ema_decay > 0), else the raw weights.
+  if _OUTPUT_WEIGHT_KEY.replace("model/", "average_model/", 1) in shapes:
+    checkpoint = tf.train.Checkpoint(average_model=model)
+  else:
+    checkpoint = tf.train.Checkpoint(model=model)
+  try:
+    # Only the weights: the optimizer slots and step counter are not needed.
+    checkpoint.restore(latest).expect_partial(
+    ).assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    raise ServingError(
+        f"Cannot read the weights in {latest} ({type(error).__name__}); it "
+        "was written by a different model or is damaged.") from error
+  return Classifier(model, class_names)
+
+
+def export_saved_model(model_dir, export_dir):
+  """Writes the latest checkpoint of model_dir as a SavedModel in export_dir.
+
+  Atomic: the SavedModel is written to a temporary folder next to export_dir
+  and renamed into place only when complete.
+
+  Returns:
+    The `Classifier` that was exported (for comparisons in tests).
+
+  Raises:
+    ServingError: no checkpoint, or export_dir exists already.
+  """
+  classifier = restore_classifier(model_dir)
+  export_dir = os.path.abspath(os.path.expanduser(export_dir))
+  if os.path.exists(export_dir):
+    raise ServingError(
+        f"{export_dir} exists already; choose a new --export_dir (e.g. "
+        "add a version number) or delete the old one.")
+  parent = os.path.dirname(export_dir)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".exporting-", dir=parent)
+  try:
+    names_file = os.path.join(staging, run_files.CLASS_NAMES_FILE)
+    run_files.write_class_names(staging, _decode(classifier.class_names))
+    # Copied into assets/ by tf.saved_model.save.
+    classifier.class_names_file = tf.saved_model.Asset(names_file)
+    saved = os.path.join(staging, "saved_model")
+    tf.saved_model.save(
+        classifier, saved,
+        signatures={SIGNATURE_KEY: classifier.serve.get_concrete_function()})
+    os.chmod(saved, 0o755)
+    os.rename(saved, export_dir)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return classifier
+
+
+def load_saved_model(export_dir):
+  """Loads an exported SavedModel; returns (serving function, class names).
+
+  The serving function takes uint8 [B, 32, 32, 3] and returns the
+  signature's dict.
+
+  Raises:
+    ServingError: no SavedModel there.
+  """
+  if not tf.saved_model.contains_saved_model(export_dir):
+    raise ServingError(
+        f"{export_dir} holds no SavedModel; create one with `python -m "
+        "tf_raw.tools.export --model_dir=<run> --export_dir=<folder>`.")
+  loaded = tf.saved_model.load(export_dir)
+  signature = loaded.signatures[SIGNATURE_KEY]
+  return (lambda images: signature(images=images)), _decode(loaded.class_names)
+
+
+def _decode(string_variable):
+  """A string tf.Variable's values as a tuple of str."""
+  return tuple(name.decode("utf-8") for name in string_variable.numpy())
