@@ -348,6 +348,7 @@ def run(config, log=print):
   return results
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()
