@@ -56,7 +56,7 @@ FLAG_CASES = [
      "cifar-10-python.tar.gz (or that archive itself), or train/<class>/ "
      "image folders."),
     ("--data_url=ftp://127.0.0.1/c.tar.gz",
-     "--data_url must be an http://, https:// or file:// URL."),
+     "--data_url must be an http:// or https:// URL with a host name."),
     ("--data_layout=nchw", "value should be one of <nhwc|legacy_reshape>."),
     ("--synthetic_train_size=0",
      "0 is not an integer in the range [1, 100000]."),
