@@ -84,6 +84,14 @@ def test_1_glob_characters_in_model_dir_are_refused_up_front(tmp_path, name):
   assert os.listdir(tmp_path) == []
 
 
+def test_1_the_library_refuses_a_glob_folder_too(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tf_raw.run_folder import checkpoints  # pylint: disable=g-import-not-at-top
+  with pytest.raises(checkpoints.CheckpointError, match="glob"):
+    checkpoints.CheckpointStore(tf.train.Checkpoint(), str(tmp_path / "x[a]"),
+                                max_to_keep=3)
+
+
 # 2 -------------------------------------------------------------------------
 
 
@@ -304,19 +312,31 @@ def test_9_a_tilde_model_dir_is_the_home_folder(tmp_path, monkeypatch):
 # 10 ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line", [b"[]", b"null", b'"text"', b'{"step": "8"}',
-                                  b"\xff\xfe not utf-8", b"3", b'{"step": true}',
-                                  b'{"step": 1e400}'])
-def test_10_a_hand_edited_metrics_line_is_skipped(tiny_run, tmp_path, line):
+_HAND_EDITED_LINES = [b"[]", b"null", b'"text"', b'{"step": "8"}',
+                      b"\xff\xfe not utf-8", b"3", b'{"step": true}',
+                      b'{"step": 1e400}', b"{", b'{"step": 1.0}']
+
+
+@pytest.mark.parametrize("line", _HAND_EDITED_LINES)
+def test_10_a_hand_edited_metrics_line_is_no_record(tmp_path, line):
+  run_dir.append_metric(str(tmp_path), {"step": 2, "accuracy": 0.5})
+  with open(tmp_path / "metrics.jsonl", "ab") as f:
+    f.write(line + b"\n")
+  assert run_dir.read_metrics(str(tmp_path)) == [{"step": 2, "accuracy": 0.5}]
+  assert run_dir.keep_metrics_up_to(str(tmp_path), 2) == 0
+  assert run_dir.read_metrics(str(tmp_path)) == [{"step": 2, "accuracy": 0.5}]
+  assert (tmp_path / "metrics.jsonl").read_bytes().count(b"\n") == 1
+
+
+def test_10_a_run_with_hand_edited_metrics_restarts(tiny_run, tmp_path):
   model_dir = _copy_run(tiny_run, tmp_path)
   with open(model_dir / "metrics.jsonl", "ab") as f:
-    f.write(line + b"\n")
-  records = run_dir.read_metrics(str(model_dir))
-  assert all(isinstance(r, dict) and type(r["step"]) is int for r in records)
-  run_dir.keep_metrics_up_to(str(model_dir), 1)
+    f.write(b"\n".join(_HAND_EDITED_LINES) + b"\n")
   code, stdout, stderr = _run(train, *TINY, "--epochs=2",
                               f"--model_dir={model_dir}")
   assert code == 0, stdout + stderr
+  steps = [r["step"] for r in run_dir.read_metrics(str(model_dir))]
+  assert steps == [2, 4]
 
 
 # 11 ------------------------------------------------------------------------

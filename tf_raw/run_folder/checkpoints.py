@@ -170,6 +170,14 @@ class CheckpointStore:
       model_dir: the run folder (need not exist yet).
       max_to_keep: how many recent checkpoints to keep (K).
     """
+    # TensorFlow globs checkpoint paths (and writes under the same ones), so
+    # no escaping can make a folder with glob characters work; the flags
+    # refuse it too (flags/common_flags.register_checkpoint_folder).
+    if any(character in os.path.abspath(model_dir) for character in "*?["):
+      raise CheckpointError(
+          f"{model_dir} has *, ? or [ in its path, which TensorFlow reads as a "
+          "glob pattern, so its checkpoints could never be found again; "
+          "choose another folder.")
     self.checkpoint = checkpoint
     self.model_dir = model_dir
     self.manager = tf.train.CheckpointManager(
