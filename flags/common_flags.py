@@ -8,6 +8,7 @@ off; `graph` only needs the keep probabilities). Each returns the absl
 
 import math
 import os
+import urllib.parse
 
 from absl import flags
 
@@ -54,8 +55,8 @@ def define_data(dataset=_D.dataset):
           lower_bound=1, upper_bound=100_000),
   )
   flags.register_validator(
-      "data_url", lambda v: v.startswith(("http://", "https://", "file://")),
-      "--data_url must be an http://, https:// or file:// URL.")
+      "data_url", _is_http_url,
+      "--data_url must be an http:// or https:// URL with a host name.")
   flags.register_validator(
       "data_dir",
       lambda v: v is None or os.path.exists(os.path.expanduser(v)),
@@ -109,6 +110,56 @@ def define_keep_probs(keep_prob_conv=_D.keep_prob_conv,
         f"--{name} must be in (0, 1]: it is a keep probability, not a drop "
         "rate.")
   return holders
+
+
+def _is_http_url(value):
+  """True for a well-formed http(s) URL with a host (the downloader's rule)."""
+  try:
+    parts = urllib.parse.urlsplit(value)
+    _ = parts.port  # Raises ValueError for a bad port.
+  except ValueError:  # e.g. "http://[::1/x": an unclosed IPv6 bracket.
+    return False
+  return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# TensorFlow's checkpoint functions (tf.train.CheckpointManager,
+# latest_checkpoint, checkpoint_exists) treat the whole path as a glob
+# pattern, and the manager also writes files under the same path, so no
+# escaping can make both work: a folder with these characters is refused.
+GLOB_CHARACTERS = "*?["
+
+
+def expand_path(path):
+  """`~` expanded once, where flags become the config (None stays None)."""
+  return os.path.expanduser(path) if path else path
+
+
+def register_checkpoint_folder(name):
+  """--name is a folder TensorFlow checkpoints go in (a run, a SavedModel).
+
+  Refused: glob characters anywhere in its full path, and names that are
+  not UTF-8 (TensorFlow takes paths as UTF-8 strings).
+  """
+  def no_glob(value):
+    if not value:
+      return True
+    path = os.path.abspath(os.path.expanduser(value))
+    return not any(character in path for character in GLOB_CHARACTERS)
+
+  def utf8(value):
+    try:
+      return not value or bool(value.encode("utf-8"))
+    except UnicodeEncodeError:  # Undecodable bytes from the command line.
+      return False
+  flags.register_validator(
+      name, utf8,
+      f"--{name} must be UTF-8 text: TensorFlow cannot use file names made "
+      "of other bytes; choose another folder name.")
+  flags.register_validator(
+      name, no_glob,
+      f"--{name} must not contain *, ? or [ anywhere in its full path: "
+      "TensorFlow reads checkpoint paths as glob patterns, so such a folder's "
+      "checkpoints could never be found again; choose another folder.")
 
 
 def register_finite(name):

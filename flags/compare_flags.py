@@ -18,6 +18,7 @@ TOLERANCE = flags.DEFINE_float(
     "Largest absolute difference allowed between the two losses at any step, "
     "and between any two weights or RMSProp slots after it; above it the "
     "program exits 1. 0 demands bit-identical results.", lower_bound=0.0)
+common_flags.register_finite("tolerance")
 TRAP = flags.DEFINE_enum(
     "trap", "none", ["none", "keras_rmsprop"],
     "Put a porting mistake into the TF2 side, to see what it does. "
@@ -44,7 +45,9 @@ flags.adopt_module_key_flags(common_flags)
 
 def to_config():
   """Returns the parsed flags as a frozen `config.CompareConfig`."""
-  train = config_lib.TrainConfig(
-      **{name: holder.value for name, holder in _SHARED.items()})
+  values = {name: holder.value for name, holder in _SHARED.items()}
+  for name in ("data_dir", "cache_dir"):  # "~/x": $HOME/x.
+    values[name] = common_flags.expand_path(values[name])
+  train = config_lib.TrainConfig(**values)
   return config_lib.CompareConfig(train=train, steps=STEPS.value,
                                   tolerance=TOLERANCE.value, trap=TRAP.value)

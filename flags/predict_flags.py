@@ -2,6 +2,7 @@
 
 from absl import flags
 
+from flags import common_flags
 from flags import train_flags  # pylint: disable=unused-import  (--model_dir)
 
 SAVED_MODEL = flags.DEFINE_string(
@@ -15,3 +16,5 @@ IMAGES = flags.DEFINE_multi_string(
 TOP_K = flags.DEFINE_integer(
     "top_k", 3, "How many of the most likely classes to print per image.",
     lower_bound=1)
+# A SavedModel holds a TensorFlow checkpoint (variables/): same path rules.
+common_flags.register_checkpoint_folder("saved_model")

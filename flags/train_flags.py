@@ -6,6 +6,7 @@ from `tf_raw.config.TrainConfig`, so flags and library cannot disagree.
 """
 
 import dataclasses
+import os
 
 from absl import flags
 
@@ -120,6 +121,25 @@ flags.register_validator(
     "momentum", lambda v: v < 1.0, "--momentum must be below 1.")
 del _name
 common_flags.register_not_empty("model_dir")
+common_flags.register_checkpoint_folder("model_dir")
+
+
+def _inside(path, folder):
+  """True if `path` is `folder` or lies below it (after links and ~)."""
+  path = os.path.realpath(os.path.expanduser(path))
+  folder = os.path.realpath(os.path.expanduser(folder))
+  return os.path.commonpath([path, folder]) == folder
+
+
+# The run's own train/ and test/ event folders would make --data_dir look like
+# an image folder on the next start (and the run could read its own files).
+flags.register_multi_flags_validator(
+    ["data_dir", "model_dir"],
+    lambda values: not (values["data_dir"] and values["model_dir"] and (
+        _inside(values["model_dir"], values["data_dir"])
+        or _inside(values["data_dir"], values["model_dir"]))),
+    "--data_dir and --model_dir must not be the same folder or inside one "
+    "another: the run's files would be read as data; put the run elsewhere.")
 
 # The shared flags count as this module's own (--helpshort, flags.txt).
 flags.adopt_module_key_flags(common_flags)
@@ -129,4 +149,6 @@ def to_config():
   """Returns the parsed flags as a frozen `TrainConfig`."""
   values = {field.name: flags.FLAGS[field.name].value
             for field in dataclasses.fields(config_lib.TrainConfig)}
+  for name in ("data_dir", "cache_dir", "model_dir"):  # "~/x": $HOME/x.
+    values[name] = common_flags.expand_path(values[name])
   return config_lib.TrainConfig(**values)

@@ -148,6 +148,16 @@ def write_cifar_archive(folder, num_per_batch=3, seed=0):
   return archive, expected
 
 
+def py2_meta_pickle(names):
+  """batches.meta as Python 2 pickled it: {'label_names': [str, ...]}, where a
+  Python 2 str is any bytes (SHORT_BINSTRING)."""
+  def string(raw):
+    assert len(raw) < 256
+    return b"U" + bytes([len(raw)]) + raw
+  return (b"\x80\x02}" + string(b"label_names") + b"](" +
+          b"".join(string(name) for name in names) + b"es.")
+
+
 def sha256_of(payload):
   return hashlib.sha256(payload).hexdigest()
 
@@ -179,12 +189,15 @@ class Route:
     content_length: the Content-Length it claims; None means len(body). A
       larger value makes a truncated download.
     delay_s: seconds to wait before answering (timeout tests).
+    stall_s: seconds to wait after the body before closing (a download
+      that hangs mid-way, to be interrupted).
   """
 
   body: bytes = b""
   status: int = 200
   content_length: int = None
   delay_s: float = 0.0
+  stall_s: float = 0.0
 
 
 class LoopbackServer:
@@ -224,6 +237,9 @@ def loopback_server(routes):
       self.end_headers()
       try:
         self.wfile.write(route.body)
+        if route.stall_s:
+          self.wfile.flush()
+          stop.wait(route.stall_s)
       except OSError:  # The client gave up (e.g. it timed out).
         pass
       self.close_connection = True  # The client sees EOF after the body.

@@ -56,7 +56,7 @@ FLAG_CASES = [
      "cifar-10-python.tar.gz (or that archive itself), or train/<class>/ "
      "image folders."),
     ("--data_url=ftp://127.0.0.1/c.tar.gz",
-     "--data_url must be an http://, https:// or file:// URL."),
+     "--data_url must be an http:// or https:// URL with a host name."),
     ("--data_layout=nchw", "value should be one of <nhwc|legacy_reshape>."),
     ("--synthetic_train_size=0",
      "0 is not an integer in the range [1, 100000]."),
@@ -487,14 +487,19 @@ def _data_cli_case(data_case, **kwargs):
   build, expected = DATA_CASES[data_case]
 
   def make(case):
-    return [f"--data_dir={build(case)}"] + _usual(case)
-  return CliCase(make, "error: " + expected.replace("{d}", "{case}"), **kwargs)
+    # In case/data: --data_dir and --model_dir (case/run) may not overlap.
+    data_folder = os.path.join(case, "data")
+    os.makedirs(data_folder)
+    return [f"--data_dir={build(data_folder)}"] + _usual(case)
+  return CliCase(make, "error: " + expected.replace("{d}", "{case}/data"),
+                 **kwargs)
 
 
 def _unreadable_batch(case):
-  batches = _batches(case)
+  data_folder = os.path.join(case, "data")
+  batches = _batches(data_folder)
   os.chmod(os.path.join(batches, "data_batch_2"), 0)
-  return [f"--data_dir={case}"] + _usual(case)
+  return [f"--data_dir={data_folder}"] + _usual(case)
 
 
 def _finished_run(case):
@@ -561,7 +566,7 @@ CLI_DATA_CASES = {
         r"evaluation\."),
     "unreadable_batch": CliCase(
         _unreadable_batch,
-        r"error: Could not read {case}/cifar-10-batches-py/data_batch_2 "
+        r"error: Could not read {case}/data/cifar-10-batches-py/data_batch_2 "
         r"\(Permission denied\); check that the file exists and is "
         r"readable\.", enforce_permissions=True),
 }

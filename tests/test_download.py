@@ -134,9 +134,8 @@ def test_md5_mismatch(tmp_path):
 def test_ctrl_c_removes_the_part_file(tmp_path):
   terminal = FakeTerminal(interrupt_after_writes=0)
   with cifar_fixtures.loopback_server({"/f": Route(PAYLOAD * 3)}) as server:
-    with pytest.raises(download.DownloadError,
-                       match=r"The download of .*/f was interrupted; run "
-                       r"again"):
+    # It propagates (the program exits 130), after removing the .part file.
+    with pytest.raises(KeyboardInterrupt):
       _download(server.url("/f"), str(tmp_path / "f"), progress_stream=terminal,
                 show_progress=True)
   assert os.listdir(tmp_path) == []

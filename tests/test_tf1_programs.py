@@ -138,9 +138,11 @@ class ProgramsTest(unittest.TestCase):
     self.assertEqual([r["epoch"] for r in records], [0, 1])
     self.assertEqual(records[-1]["accuracy"], float(lines[-1].split(": ")[1]))
     # No checkpoint: a v1 run cannot be resumed (flags.txt and
-    # class_names.txt are written by the program for both APIs).
+    # class_names.txt are written by the program for both APIs, and v1 takes
+    # the folder's lock as v2 does).
     self.assertEqual(sorted(os.listdir(self.model_dir)),
-                     ["class_names.txt", "flags.txt", "metrics_v1.jsonl"])
+                     [".lock", "class_names.txt", "flags.txt",
+                      "metrics_v1.jsonl"])
 
 
 class UsageErrorsTest(unittest.TestCase):

@@ -28,3 +28,22 @@ Around it, in subpackages the lesson never imports (only the programs do):
                  predict, explore, the CIFAR-10 file writer.
 * `bench`      - the benchmark against TF1, Keras and PyTorch.
 """
+
+import sys as _sys
+
+# `python -m tf_raw.<program>` imports this package first, while sys.argv[0]
+# is still "-m". A Ctrl-C in the second or so before the program's `main`
+# runs (absl, numpy and the flag modules importing) would otherwise print a
+# traceback; until `flags.cli.boundary` takes over, it ends the program
+# quietly with exit status 130 (nothing has been written yet). Library users
+# (`import tf_raw` from their own code or tests) are left alone.
+if _sys.argv[:1] == ["-m"]:
+  import signal as _signal
+
+  def _interrupted_while_starting(signum, frame):
+    del signum, frame
+    print("error: interrupted (Ctrl-C) while starting; nothing was written.",
+          file=_sys.stderr)
+    raise SystemExit(130)
+
+  _signal.signal(_signal.SIGINT, _interrupted_while_starting)

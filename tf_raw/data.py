@@ -282,7 +282,17 @@ def read_meta(path):
     raise FormatError(
         f"{path} is not a CIFAR-10 batches.meta file (expected b'label_names', "
         "a list of names), so rebuild it with tf_raw.tools.cifar_writer.write_meta.")
-  return tuple(name.decode("utf-8") for name in names)
+  try:
+    class_names = tuple(name.decode("utf-8") for name in names)
+  except UnicodeDecodeError as error:
+    raise FormatError(
+        f"{path} holds a class name that is not UTF-8 text ({error.reason}), "
+        "so rebuild it with tf_raw.tools.cifar_writer.write_meta.") from error
+  if not all(name.strip() and name.isprintable() for name in class_names):
+    raise FormatError(
+        f"{path} holds an empty or unprintable class name, so rebuild it "
+        "with tf_raw.tools.cifar_writer.write_meta.")
+  return class_names
 
 
 

@@ -228,8 +228,10 @@ class Trainer:
                f"(epoch {start_step // spe}).")
     self._call_hooks("after_restore", start_step)
     if start_step >= config.epochs * spe:
-      self.out(f"Nothing to do: {config.model_dir} already holds a finished "
-               f"run of {config.epochs} epochs ({start_step} steps).")
+      self.out(f"Nothing to do: {config.model_dir} already holds a run of "
+               f"{start_step / spe:g} epochs ({start_step} steps), as many as "
+               f"--epochs={config.epochs} asks for or more; raise --epochs to "
+               "train further.")
       return None
     if self.stop_reason:  # It came while restoring: nothing new to save.
       raise Stopped(self.stop_reason, start_step, saved=False)

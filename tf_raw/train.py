@@ -32,6 +32,7 @@ from flags import cli
 flags.adopt_module_key_flags(train_flags)
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()
@@ -47,6 +48,10 @@ def main(argv):
   try:
     with cli.user_errors(data.DataError, run_dir.RunDirError):
       run_dir.check_writable(config.model_dir)  # Before a long download.
+      if config.epochs == 0 and not run_dir.has_checkpoints(config.model_dir):
+        print(f"Nothing to do: --epochs=0 trains nothing, and "
+              f"{config.model_dir} holds no run to continue or evaluate.")
+        return
       dataset = sources.load(config)
       if config.api == "v2":  # v1 keeps no checkpoints: nothing to continue.
         run_dir.check_identity(config.model_dir,
@@ -63,11 +68,12 @@ def main(argv):
       tf.config.experimental.enable_op_determinism()
     # flags.txt repeats this run: --flagfile=<model_dir>/flags.txt.
     write_run_files = run_files.WriteRunFiles(flag_lines, dataset.class_names)
-    with cli.user_errors(run_dir.RunDirError, loop.TrainingError):
+    with cli.user_errors(run_dir.RunDirError, loop.TrainingError,
+                         data.DataError):
       if config.api == "v1":
         from tf_raw.tf1 import train_v1  # pylint: disable=g-import-not-at-top
-        write_run_files.begin_in(config.model_dir)
-        train_v1.run(config, dataset)
+        # The same folder discipline as v2: checks, the lock, then files.
+        train_v1.run_in_folder(config, dataset, write_run_files)
         return
       # A bar on a terminal, plain lines in a log; TensorBoard events always.
       bar = progress.Progress(sys.stdout, config.log_every_steps)
@@ -79,11 +85,13 @@ def main(argv):
           config, dataset, out=bar.print_line,
           hooks=[write_run_files, tensorboard, bar])
       trainer.run()  # SIGINT/SIGTERM: saves, then exits 130/143 itself.
-  except KeyboardInterrupt:  # Ctrl-C before training, or a second Ctrl-C.
+  except (KeyboardInterrupt, cli.Terminated) as error:
+    # Ctrl-C or SIGTERM before training (a download's .part file is gone
+    # by now), or a second one during it.
     print(f"error: interrupted; {config.model_dir} keeps its newest "
           "checkpoint, if any, so run the same command again to continue.",
           file=sys.stderr)
-    sys.exit(130)
+    sys.exit(143 if isinstance(error, cli.Terminated) else 130)
 
 
 if __name__ == "__main__":

@@ -177,8 +177,11 @@ def measure_epoch(config):
     epoch, its checkpoints and one evaluation), or {"error": ...}.
   """
   with tempfile.TemporaryDirectory(prefix="tf_raw_bench_") as folder:
-    _write_cifar_folder(folder, config.epoch_images, config.eval_images)
-    command = [sys.executable, "-m", "tf_raw.train", f"--data_dir={folder}",
+    # The data and the run side by side: tf_raw.train refuses a run folder
+    # inside its --data_dir.
+    data_dir = os.path.join(folder, "data")
+    _write_cifar_folder(data_dir, config.epoch_images, config.eval_images)
+    command = [sys.executable, "-m", "tf_raw.train", f"--data_dir={data_dir}",
                f"--model_dir={os.path.join(folder, 'run')}", "--epochs=1",
                f"--batch_size={config.batch_size}", "--print_predictions=false"]
     output_path = os.path.join(folder, "output.txt")
@@ -348,6 +351,7 @@ def run(config, log=print):
   return results
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()

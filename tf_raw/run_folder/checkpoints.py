@@ -89,6 +89,70 @@ def _different_model_detail(error):
   return None
 
 
+def find_checkpoints(model_dir, indexed=()):
+  """Checkpoint prefixes in model_dir, newest (highest step) first.
+
+  Args:
+    model_dir: the run folder.
+    indexed: prefixes that the `checkpoint` index file names (they count even
+      if their files are gone: restoring them then fails and is reported).
+
+  The files on disk count too (found with the folder's name glob-escaped),
+  so a lost or garbled `checkpoint` file does not hide the checkpoints.
+  """
+  prefixes = set(indexed)
+  pattern = os.path.join(glob.escape(model_dir),
+                         run_dir.CHECKPOINT_PREFIX + "-*.index")
+  prefixes.update(path[:-len(".index")] for path in glob.glob(pattern))
+  unique = {os.path.normpath(prefix) for prefix in prefixes}
+  return sorted(unique, key=checkpoint_step, reverse=True)
+
+
+def indexed_checkpoint(model_dir):
+  """The prefix the `checkpoint` index file names, or None (also if garbled)."""
+  try:
+    return tf.train.latest_checkpoint(model_dir)
+  except Exception:  # pylint: disable=broad-except
+    return None  # A garbled index: the files on disk still count.
+
+
+def restore_newest(model_dir, prefixes, restore, out=print, advice=""):
+  """The one restore path of every program: newest usable checkpoint first.
+
+  Args:
+    model_dir: the run folder (for messages).
+    prefixes: candidates, newest first (`find_checkpoints`).
+    restore: restore(prefix) -> result; raises `CheckpointError` when the
+      checkpoint is not this program's (fatal: an older one would not fit
+      either), anything else when its files are damaged (truncated,
+      bit-flipped, missing: DataLossError, NotFoundError, IndexError, ...).
+    out: where each skipped checkpoint is reported.
+    advice: what to do when every checkpoint is damaged.
+
+  Returns:
+    restore()'s result for the newest usable prefix, or None if there is none.
+
+  Raises:
+    CheckpointError: a checkpoint of another model, or every one damaged.
+  """
+  damaged = []
+  for prefix in prefixes:
+    try:
+      return restore(prefix)
+    except CheckpointError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      reason = f"{type(error).__name__}: {_one_line(error, 120)}"
+      damaged.append(f"{os.path.basename(prefix)} ({reason})")
+      out(f"Checkpoint {prefix} is damaged ({reason}); falling back to the "
+          "one before it.")
+  if damaged:
+    raise CheckpointError(
+        f"Every checkpoint in {model_dir} is damaged: "
+        f"{'; '.join(damaged)}; {advice or 'restore them from a backup'}.")
+  return None
+
+
 class CheckpointStore:
   """Saves and restores one `tf.train.Checkpoint` in model_dir.
 
@@ -106,6 +170,14 @@ class CheckpointStore:
       model_dir: the run folder (need not exist yet).
       max_to_keep: how many recent checkpoints to keep (K).
     """
+    # TensorFlow globs checkpoint paths (and writes under the same ones), so
+    # no escaping can make a folder with glob characters work; the flags
+    # refuse it too (flags/common_flags.register_checkpoint_folder).
+    if any(character in os.path.abspath(model_dir) for character in "*?["):
+      raise CheckpointError(
+          f"{model_dir} has *, ? or [ in its path, which TensorFlow reads as a "
+          "glob pattern, so its checkpoints could never be found again; "
+          "choose another folder.")
     self.checkpoint = checkpoint
     self.model_dir = model_dir
     self.manager = tf.train.CheckpointManager(
@@ -123,14 +195,10 @@ class CheckpointStore:
     Both the manager's index and the files on disk count, so a lost or
     unreadable `checkpoint` file does not hide the checkpoints themselves.
     """
-    prefixes = set(self.manager.checkpoints)
+    indexed = list(self.manager.checkpoints)
     if self.manager.latest_checkpoint:
-      prefixes.add(self.manager.latest_checkpoint)
-    pattern = os.path.join(glob.escape(self.model_dir),
-                           run_dir.CHECKPOINT_PREFIX + "-*.index")
-    prefixes.update(path[:-len(".index")] for path in glob.glob(pattern))
-    unique = {os.path.normpath(prefix) for prefix in prefixes}
-    return sorted(unique, key=checkpoint_step, reverse=True)
+      indexed.append(self.manager.latest_checkpoint)
+    return find_checkpoints(self.model_dir, indexed)
 
   def restore(self, out=print):
     """Restores the newest usable checkpoint, if any.
@@ -146,15 +214,13 @@ class CheckpointStore:
         every checkpoint there is damaged.
     """
     self._remove_leftovers()
-    damaged = []
-    for prefix in self.candidates():
+
+    def restore(prefix):
       status = None
       try:
         status = self.checkpoint.restore(prefix)
         status.assert_existing_objects_matched()
       except Exception as error:  # pylint: disable=broad-except
-        # A damaged file fails in many ways (DataLossError on a checksum,
-        # IndexError on a truncated data file, NotFoundError, ...).
         if status is not None:
           status.expect_partial()  # No warning about the unused values.
         detail = _different_model_detail(error)
@@ -164,19 +230,16 @@ class CheckpointStore:
               f"program ({detail}), so this run cannot continue from it; use a "
               f"new --model_dir, or delete {self.model_dir} to start afresh."
               ) from error
-        reason = f"{type(error).__name__}: {_one_line(error, 120)}"
-        damaged.append(f"{os.path.basename(prefix)} ({reason})")
-        out(f"Checkpoint {prefix} is damaged ({reason}); falling back to the "
-            "one before it.")
-        continue
-      self.last_good = prefix
+        raise
       return prefix
-    if damaged:
-      raise CheckpointError(
-          f"Every checkpoint in {self.model_dir} is damaged: "
-          f"{'; '.join(damaged)}; restore them from a backup, or delete the "
-          "folder to start afresh.")
-    return None
+
+    restored = restore_newest(
+        self.model_dir, self.candidates(), restore, out,
+        advice="restore them from a backup, or delete the folder to start "
+        "afresh")
+    if restored is not None:
+      self.last_good = restored
+    return restored
 
   def save(self, step):
     """Writes ckpt-<step>, then drops all but the newest K.

@@ -29,6 +29,7 @@ Errors a user can cause raise `RunDirError`: one sentence saying what to do.
 import errno
 import fcntl
 import json
+import math
 import os
 import uuid
 import zlib
@@ -178,14 +179,33 @@ def _read_run_config(model_dir):
   try:
     with open(path, encoding="utf-8") as f:
       saved = json.load(f)
-    return saved["identity"]
+    identity = saved["identity"]
+    if not isinstance(identity, dict):
+      raise TypeError(f"its identity is {type(identity).__name__}, not an "
+                      "object")
+    return identity
   except FileNotFoundError:
     return None
-  except (OSError, ValueError, KeyError, TypeError) as error:
+  except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+    detail = _reason(error) if isinstance(error, OSError) else _one_line(error)
     raise RunDirError(
-        f"{path} cannot be read ({type(error).__name__}: {error}); it records "
+        f"{path} cannot be read ({type(error).__name__}: {detail}); it records "
         "the settings of the run in that folder, so restore it, or delete it "
         "if you are sure this command uses the same settings.") from error
+
+
+def _one_line(error, limit=120):
+  text = " ".join(str(error).split()) or type(error).__name__
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _write_advice(error):
+  """What to do after a failed write, from its errno."""
+  if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+    return "free some disk space"
+  if getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+    return "make it writable"
+  return "check the file (is it a folder?)"
 
 
 def _describe_change(name, saved, current):
@@ -304,19 +324,56 @@ def read_metrics(model_dir):
   A last line without its newline (a process killed in the middle of writing
   it) is ignored: `append_metric` writes each record whole, with its newline.
   """
+  records = []
+  for line in _read_metrics_lines(model_dir)[:-1]:  # [-1]: after the last \n.
+    record = _parse_record(line)
+    if record is not None:
+      records.append(record)
+  return records
+
+
+def _read_metrics_lines(model_dir):
+  """metrics.jsonl as a list of byte lines ([b""] for no file)."""
   path = os.path.join(model_dir, METRICS_FILE)
   try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
+    with open(path, "rb") as f:
+      return f.read().split(b"\n")
   except FileNotFoundError:
-    return []
-  records = []
-  for line in text.split("\n")[:-1]:  # [-1]: after the last newline.
-    try:
-      records.append(json.loads(line))
-    except ValueError:
-      continue  # A damaged line: not a record.
-  return records
+    return [b""]
+  except OSError as error:
+    raise RunDirError(
+        f"Cannot read {path} ({_reason(error)}); it must be the run's text "
+        "file of evaluation records: restore it, or move it away to start "
+        "the records afresh.") from error
+
+
+def _parse_record(line):
+  """A record: a JSON object whose "step" is an int; anything else is None.
+
+  A torn, hand-edited or foreign line ([], null, "text", {"step": "8"},
+  bytes that are not UTF-8) is no record, as a torn last line is not.
+  """
+  try:
+    record = json.loads(line.decode("utf-8"))
+  except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError.
+    return None
+  if not isinstance(record, dict):
+    return None
+  step = record.get("step")
+  if type(step) is not int:  # pylint: disable=unidiomatic-typecheck
+    return None  # bool is an int subclass; "8" and 8.0 are not steps.
+  return record
+
+
+def _json_safe(value):
+  """NaN and infinities as null (JSON has no NaN), in nested dicts/lists."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {key: _json_safe(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(item) for item in value]
+  return value
 
 
 def append_metric(model_dir, record, file_name=METRICS_FILE):
@@ -325,7 +382,9 @@ def append_metric(model_dir, record, file_name=METRICS_FILE):
   (`--api=v1` passes its own file name, metrics_v1.jsonl.)
   """
   path = os.path.join(model_dir, file_name)
-  line = (json.dumps(record) + "\n").encode("utf-8")
+  # A class without test images has accuracy NaN: written as null.
+  line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode(
+      "utf-8")
   try:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -334,8 +393,9 @@ def append_metric(model_dir, record, file_name=METRICS_FILE):
     finally:
       os.close(fd)
   except OSError as error:
-    raise RunDirError(f"Cannot append to {path} ({_reason(error)}); free some "
-                      "disk space, then run the same command again.") from error
+    raise RunDirError(f"Cannot append to {path} ({_reason(error)}); "
+                      f"{_write_advice(error)}, then run the same command "
+                      "again.") from error
 
 
 def keep_metrics_up_to(model_dir, step):
@@ -348,21 +408,24 @@ def keep_metrics_up_to(model_dir, step):
     How many records were dropped.
   """
   path = os.path.join(model_dir, METRICS_FILE)
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return 0
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
+  lines = _read_metrics_lines(model_dir)
   records = read_metrics(model_dir)
-  kept = [record for record in records if record.get("step", 0) <= step]
-  # A torn last line must go too, or the next append would extend it.
-  torn = bool(text) and not text.endswith("\n")
-  if len(kept) == len(records) and not torn:
+  kept = [record for record in records if record["step"] <= step]
+  # A torn last line must go too, or the next append would extend it; so
+  # must lines that are no record (they would break other readers).
+  torn = lines[-1] != b""
+  unparsable = len(lines) - 1 - len(records)
+  if len(kept) == len(records) and not torn and not unparsable:
     return 0
   try:
-    write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
+    write_atomically(path, "".join(
+        json.dumps(_json_safe(r), allow_nan=False) + "\n" for r in kept))
   except OSError as error:
-    raise RunDirError(f"Cannot rewrite {path} ({_reason(error)}); free some "
-                      "disk space, then run the same command again.") from error
+    raise RunDirError(f"Cannot rewrite {path} ({_reason(error)}); "
+                      f"{_write_advice(error)}, then run the same command "
+                      "again.") from error
   return len(records) - len(kept)
 
 

@@ -36,7 +36,7 @@ def read_class_names(model_dir):
   path = os.path.join(model_dir, CLASS_NAMES_FILE)
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
+  with open(path, encoding="utf-8") as f:
     return tuple(line.rstrip("\n") for line in f if line.strip())
 
 
@@ -52,7 +52,18 @@ class WriteRunFiles:
     self.begin_in(trainer.config.model_dir)
 
   def begin_in(self, model_dir):
-    """Writes both files into model_dir (for loops without hooks: --api=v1)."""
-    os.makedirs(model_dir, exist_ok=True)
-    write_flags(model_dir, self.flag_lines)
-    write_class_names(model_dir, self.class_names)
+    """Writes both files into model_dir (for loops without hooks: --api=v1).
+
+    Raises:
+      run_dir.RunDirError: a write failed (disk full, read-only, ...).
+    """
+    try:
+      os.makedirs(model_dir, exist_ok=True)
+      write_flags(model_dir, self.flag_lines)
+      write_class_names(model_dir, self.class_names)
+    except OSError as error:
+      where = error.filename or model_dir
+      raise run_dir.RunDirError(
+          f"Cannot write {where} ({error.strerror or error}); free some disk "
+          "space or make --model_dir writable, then run the same command "
+          "again.") from error

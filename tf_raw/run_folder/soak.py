@@ -213,6 +213,7 @@ def _late_signal(signum, frame):
   del signum, frame
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()

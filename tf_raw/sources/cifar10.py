@@ -21,6 +21,9 @@ This module needs numpy and the standard library only, not TensorFlow.
 """
 
 import contextlib
+import errno
+import gzip
+import hashlib
 import os
 import posixpath
 import shutil
@@ -88,20 +91,45 @@ def _select_members(tar, archive):
   return selected
 
 
+class UnpackIOError(data.DataError):
+  """Reading the archive or writing the unpacked files failed (disk full,
+  permissions): the archive itself may be fine, so it is never deleted."""
+
+
+def _io_error(archive, folder, error):
+  reason = error.strerror or str(error)
+  if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    advice = (f"free some disk space in {folder} (or choose another "
+              "--cache_dir), then run again")
+  else:
+    advice = (f"check that {archive} is readable and {folder} writable (or "
+              "choose another --cache_dir), then run again")
+  return UnpackIOError(f"Could not unpack {archive} into {folder} ({reason}); "
+                       f"{advice}.")
+
+
 def _extract(archive, dest_folder):
-  """Extracts the expected CIFAR-10 members of `archive` into `dest_folder`."""
+  """Extracts the expected CIFAR-10 members of `archive` into `dest_folder`.
+
+  Raises:
+    data.DataError: the archive is damaged or not CIFAR-10.
+    UnpackIOError: a read or write failed (the archive may be fine).
+  """
   try:
     with tarfile.open(archive, "r:gz") as tar:
       members = _select_members(tar, archive)
       # filter="data" is tarfile's own guard (no links out, no devices, sane
       # permissions): a second lock behind `_select_members`.
       tar.extractall(dest_folder, members=members, filter="data")
-  except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-    # Truncated or corrupt gzip/tar data (BadGzipFile is an OSError), or a
-    # failed write.
+  except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+    # Truncated or corrupt gzip/tar data.
     raise data.DataError(
         f"Could not unpack {archive} ({type(error).__name__}: {error}); it is "
         "damaged or incomplete, so delete it and download it again.") from error
+  except OSError as error:
+    # A failed read or write (ENOSPC, EACCES, ...) says nothing about the
+    # archive's contents.
+    raise _io_error(archive, os.path.dirname(dest_folder), error) from error
 
 
 def _unpack_and_read(archive, cache_dir, keep):
@@ -115,7 +143,10 @@ def _unpack_and_read(archive, cache_dir, keep):
   Returns:
     What `data.read_batches_folder` returns.
   """
-  work_folder = tempfile.mkdtemp(prefix=".unpacking-", dir=cache_dir)
+  try:
+    work_folder = tempfile.mkdtemp(prefix=".unpacking-", dir=cache_dir)
+  except OSError as error:
+    raise _io_error(archive, cache_dir, error) from error
   try:
     _extract(archive, work_folder)
     unpacked = os.path.join(work_folder, data.BATCHES_DIRNAME)
@@ -181,12 +212,28 @@ def _cache_dir_made(cache_dir):
     raise
 
 
-def _unpack_cached_archive(archive, cache_dir):
+def _sha256_of_file(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 20):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _unpack_cached_archive(archive, cache_dir, expected_sha256):
   try:
     return _unpack_and_read(archive, cache_dir, keep=True)
+  except UnpackIOError:
+    raise  # Disk full or permissions: the archive is not to blame.
   except data.DataError:
-    # The cache is ours: drop a bad archive so the next run downloads afresh.
-    os.remove(archive)
+    # The cache is ours: drop a bad archive so the next run downloads
+    # afresh, but only when its checksum proves it bad.
+    try:
+      condemned = _sha256_of_file(archive) != expected_sha256
+    except OSError:
+      condemned = False
+    if condemned:
+      os.remove(archive)
     raise
 
 
@@ -226,12 +273,12 @@ def _load_raw(data_dir, cache_dir, data_url, keras_cache_dir, timeout_s,
             timeout_s=timeout_s, show_progress=show_progress)
       except download.DownloadError as error:
         raise data.DataError(str(error)) from error
-      return _unpack_cached_archive(archive, cache_dir)
+      return _unpack_cached_archive(archive, cache_dir, expected_sha256)
 
   kind, path = found
   if kind == "batches":
     return data.read_batches_folder(path)
-  return _unpack_cached_archive(path, cache_dir)
+  return _unpack_cached_archive(path, cache_dir, expected_sha256)
 
 
 def load_cifar10(data_dir, cache_dir, data_url=data.CIFAR10_URL, layout="nhwc",

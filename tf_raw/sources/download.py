@@ -5,8 +5,10 @@
 streams the body into `<dest_path>.part` while hashing it, checks the length
 (when the server sent Content-Length) and the checksums, and only then renames
 the `.part` file to `dest_path`. Any failure (HTTP error, refused connection,
-timeout, truncated body, checksum mismatch, Ctrl-C) deletes the `.part` file and
-raises `DownloadError`, whose message is one sentence saying what to do.
+timeout, truncated body, checksum mismatch) deletes the `.part` file and
+raises `DownloadError`, whose message is one sentence saying what to do; Ctrl-C
+(and SIGTERM, which the programs turn into an exception) deletes it too and
+propagates, so the program exits 130 or 143.
 
 Proxies from the environment (`https_proxy`, ...) are honoured, except for
 loopback hosts (127.0.0.1, localhost), which are always reached directly: a
@@ -151,9 +153,6 @@ def download_file(url, dest_path, expected_sha256, expected_md5=None,
     raise DownloadError(f"Could not download {url} "
                         f"({_describe(error, timeout_s)}); {_OFFLINE_ADVICE}."
                         ) from error
-  except KeyboardInterrupt as error:
-    raise DownloadError(f"The download of {url} was interrupted; run again to "
-                        "restart it.") from error
   finally:
     # On success os.replace has moved it away; after any failure (including
     # a DownloadError raised above) a half-written .part must not survive.

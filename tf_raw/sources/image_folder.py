@@ -33,6 +33,8 @@ import hashlib
 import os
 import sys
 import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -92,8 +94,11 @@ def _decode_files(paths):
   def read_and_decode(index, path):
     return index, decode_to_input_size(tf.io.read_file(path))
 
+  # As bytes: a file name that is not UTF-8 (os.listdir's surrogate escapes)
+  # cannot become a string tensor, its bytes can.
+  path_bytes = np.array([os.fsencode(path) for path in paths], dtype=object)
   decoded = (tf.data.Dataset.from_tensor_slices(
-      (np.arange(len(paths)), np.array(paths)))
+      (np.arange(len(paths)), path_bytes))
              .map(read_and_decode, num_parallel_calls=tf.data.AUTOTUNE)
              # A bad file drops out instead of ending the pass; found below.
              .ignore_errors()
@@ -106,10 +111,23 @@ def _decode_files(paths):
   if not seen.all():
     bad = [paths[index] for index in np.flatnonzero(~seen)]
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    try:  # Unreadable (permissions) rather than undecodable?
+      with open(bad[0], "rb") as f:
+        f.read(1)
+    except OSError as error:
+      raise data.DataError(
+          f"Cannot read {_shown(bad[0])}{more} ({error.strerror or error}); "
+          "fix its permissions or remove it from the folder.") from error
     raise data.DataError(
-        f"{bad[0]}{more} is not a readable image (JPEG, PNG, GIF or BMP); "
-        "remove it from the folder or replace it.")
+        f"{_shown(bad[0])}{more} is not a readable image (JPEG, PNG, GIF or "
+        "BMP); remove it from the folder or replace it.")
   return images
+
+
+def _shown(path):
+  """A path for a message: as is, or repr() if it is not printable text."""
+  text = os.fsdecode(path)
+  return text if text.isprintable() else repr(text)
 
 
 # ---------------------------------------------------------------------------
@@ -134,6 +152,14 @@ def _list_split(split_folder, class_names=None):
   is_train = class_names is None
   found = [name for name in _visible(os.listdir(split_folder))
            if os.path.isdir(os.path.join(split_folder, name))]
+  for name in found:
+    try:
+      name.encode("utf-8")
+    except UnicodeEncodeError:
+      raise data.DataError(
+          f"The class folder {_shown(os.path.join(split_folder, name))} has "
+          "a name that is not UTF-8 text (class names are saved with the "
+          "run); rename it.") from None
   if is_train:
     class_names = tuple(found)
     if not class_names:
@@ -156,10 +182,15 @@ def _list_split(split_folder, class_names=None):
       raise data.DataError(
           f"{class_folder} holds no images; add some or remove the folder.")
     for path in files:
-      if not os.path.isfile(path):
+      if os.path.islink(path) and not os.path.exists(path):
         raise data.DataError(
-            f"{path} is a folder, but class folders hold only image files; "
-            "move it out.")
+            f"{_shown(path)} is a broken link (its target does not exist); "
+            "remove it or point it at an image.")
+      if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "not a regular file"
+        raise data.DataError(
+            f"{_shown(path)} is {what}, but class folders hold only image "
+            "files; move it out.")
     paths += files
     labels += [label] * len(files)
   return class_names, paths, np.array(labels, np.int32)
@@ -170,8 +201,8 @@ def fingerprint(folder, paths):
   digest = hashlib.sha256(_CACHE_FORMAT.encode())
   for path in paths:
     stat = os.stat(path)
-    name = os.path.relpath(path, folder)
-    digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    name = os.fsencode(os.path.relpath(path, folder))  # Any bytes, even
+    digest.update(name + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
   return digest.hexdigest()[:24]
 
 
@@ -179,12 +210,22 @@ def fingerprint(folder, paths):
 # The cache.
 
 
-def _read_cache(cache_path):
+def _read_cache(cache_path, num_images):
+  """The cached uint8 [num_images, 32, 32, 3] images, or None.
+
+  A missing, damaged (truncated, garbled, not a zip) or foreign file gives
+  None: the images are decoded again and the cache rewritten.
+  """
   try:
     with np.load(cache_path, allow_pickle=False) as arrays:
-      return {name: arrays[name] for name in arrays.files}
-  except (OSError, ValueError, KeyError):
-    return None  # Missing or damaged: decode again (and rewrite it).
+      images = arrays["images"]
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+          zlib.error, NotImplementedError, UnicodeDecodeError):
+    return None
+  if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and
+          images.shape == (num_images, IMAGE_SIZE, IMAGE_SIZE, 3)):
+    return None
+  return images
 
 
 def _write_cache(cache_path, arrays):
@@ -198,7 +239,8 @@ def _write_cache(cache_path, arrays):
         np.savez(f, **arrays)
       os.replace(temporary, cache_path)
     except BaseException:
-      os.remove(temporary)
+      if os.path.exists(temporary):
+        os.remove(temporary)
       raise
   except OSError as error:
     # The images are decoded; only the next run's speed is at stake.
@@ -261,10 +303,8 @@ def load(folder, validation_split=0.1, cache_dir="~/.cache/tf_raw"):
   if cache_dir:
     cache_path = os.path.join(os.path.expanduser(cache_dir), CACHE_SUBDIR,
                               fingerprint(folder, all_paths) + ".npz")
-  cached = _read_cache(cache_path) if cache_path else None
-  if cached is not None and len(cached["images"]) == len(all_paths):
-    images = cached["images"]
-  else:
+  images = _read_cache(cache_path, len(all_paths)) if cache_path else None
+  if images is None:
     images = _decode_files(all_paths)  # (N_train + N_test, 32, 32, 3)
     if cache_path:
       _write_cache(cache_path, {"images": images})

@@ -41,6 +41,7 @@ from flags import cli
 flags.adopt_module_key_flags(compare_flags)
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()

@@ -79,6 +79,7 @@ def _tf1_graph(keep_prob_conv, keep_prob_hidden):
       "sess.run([train_op, cost]) runs it.")
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()

@@ -118,9 +118,19 @@ def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
     loss_tf2 = float(trainer.learner.train_step(images[index], labels[index]))
     loss_tf1 = tf1.train_step(images[index], labels[index],
                               recipe.keep_prob_conv, recipe.keep_prob_hidden)
+    if not (np.isfinite(loss_tf2) and np.isfinite(loss_tf1)):
+      # NaN compares false with everything: it would pass any tolerance.
+      raise DivergenceError(
+          f"the loss became NaN or infinite at step {step} (TF2 {loss_tf2:g}, "
+          f"TF1 {loss_tf1:g}), so the two implementations cannot be compared; "
+          "lower --learning_rate.")
     loss_diff = abs(loss_tf2 - loss_tf1)
     weight_diff = _max_difference(
         [w.numpy() for w in trainer.learner.model.weights], tf1.weights())
+    if not np.isfinite(weight_diff):
+      raise DivergenceError(
+          f"a weight became NaN or infinite at step {step}, so the two "
+          "implementations cannot be compared; lower --learning_rate.")
     worst["loss"] = max(worst["loss"], (loss_diff, step))
     worst["weights"] = max(worst["weights"], (weight_diff, step))
     out(f"{step:>5}   {loss_tf2:<10.7f}  {loss_tf1:<10.7f}  "
@@ -143,12 +153,15 @@ def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
   agree = int(np.sum(predictions_tf2 == predictions_tf1))
   out(f"Test predictions: {agree} of {len(test_images)} agree.")
 
-  largest = max(worst["loss"][0], worst["weights"][0], rms_diff,
-                momentum_diff)
+  differences = [worst["loss"][0], worst["weights"][0], rms_diff,
+                 momentum_diff]
+  # NaN (weights that overflowed) must fail, not slip past every comparison.
+  largest = (max(differences) if np.all(np.isfinite(differences))
+             else float("nan"))
   summary = {"loss": worst["loss"][0], "weights": worst["weights"][0],
              "slots": max(rms_diff, momentum_diff),
              "predictions_agree": agree / len(test_images)}
-  if largest > config.tolerance:
+  if not np.isfinite(largest) or largest > config.tolerance:
     loss_diff, loss_step = worst["loss"]
     weight_diff, weight_step = worst["weights"]
     raise DivergenceError(

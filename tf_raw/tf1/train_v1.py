@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from tf_raw import data
 from tf_raw import loop
 from tf_raw import model as model_lib
 from tf_raw.run_folder import run_dir
@@ -45,7 +46,7 @@ METRICS_FILE = "metrics_v1.jsonl"
 USED_FIELDS = frozenset({
     # Data.
     "dataset", "data_dir", "data_url", "cache_dir", "data_layout",
-    "synthetic_train_size", "synthetic_test_size",
+    "synthetic_train_size", "synthetic_test_size", "validation_split",
     # The recipe.
     "epochs", "batch_size", "learning_rate", "decay", "momentum", "epsilon",
     "keep_prob_conv", "keep_prob_hidden", "init_stddev",
@@ -67,6 +68,44 @@ def initial_weights(config):
   """The TF2 model's initial weights for `config.seed`, as numpy arrays."""
   net = model_lib.ConvNet(config.init_stddev, seed=config.seed)
   return [variable.numpy() for variable in net.weights]
+
+
+def run_in_folder(config, dataset, write_run_files, out=print):
+  """`run`, with the run folder's discipline: checks, the lock, then files.
+
+  Raises:
+    data.DataError: the data has other than the notebook's 10 classes.
+    run_dir.RunDirError: model_dir holds a --api=v2 run (whose flags.txt
+      and class_names.txt v1 would overwrite), or is locked.
+    loop.TrainingError: see `run`.
+  """
+  check(config, dataset)
+  with run_dir.RunLock(config.model_dir):
+    if run_dir.has_checkpoints(config.model_dir):
+      raise run_dir.RunDirError(
+          f"--model_dir={config.model_dir} holds a --api=v2 run "
+          "(checkpoints), whose flags.txt and class_names.txt --api=v1 would "
+          "overwrite; use another --model_dir for --api=v1.")
+    write_run_files.begin_in(config.model_dir)
+    return run(config, dataset, out)
+
+
+def check(config, dataset):
+  """What `run` refuses, checked before anything is written.
+
+  Raises:
+    data.DataError: not 10 classes (the notebook's graph has 10 outputs).
+    loop.TrainingError: a batch larger than the data with --drop_remainder.
+  """
+  if dataset.num_classes != tf1_graph.NUM_CLASSES:
+    raise data.DataError(
+        f"--api=v1 runs the notebook's graph, which has "
+        f"{tf1_graph.NUM_CLASSES} classes, but this data has "
+        f"{dataset.num_classes}; use --api=v2 (the default) for it.")
+  loop.check_steps_per_epoch(
+      loop.steps_per_epoch(len(dataset.train_labels), config.batch_size,
+                           config.drop_remainder),
+      len(dataset.train_labels), config.batch_size)
 
 
 def run(config, dataset, out=print):
@@ -138,7 +177,10 @@ def run(config, dataset, out=print):
     raise SystemExit(130) from None
   finally:
     graph.close()
-  out(f"Final accuracy : {accuracy}")
+  if accuracy is None:
+    out("Nothing trained: --epochs=0.")
+  else:
+    out(f"Final accuracy : {accuracy}")
   return accuracy
 
 

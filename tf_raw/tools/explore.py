@@ -54,6 +54,7 @@ def summary_lines(dataset):
   return lines
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()

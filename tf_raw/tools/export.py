@@ -16,16 +16,19 @@ from absl import flags
 from flags import export_flags  # pylint: disable=g-bad-import-order
 from flags import train_flags
 from flags import cli
+from flags import common_flags
 
 flags.adopt_module_key_flags(export_flags)
 flags.declare_key_flag("model_dir")
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()
-  model_dir = train_flags.MODEL_DIR.value
-  export_dir = export_flags.EXPORT_DIR.value
+  # "~/x" is $HOME/x: user paths are expanded once, here.
+  model_dir = common_flags.expand_path(train_flags.MODEL_DIR.value)
+  export_dir = common_flags.expand_path(export_flags.EXPORT_DIR.value)
   # Checked here, not with mark_flag_as_required: a required flag would fail
   # every other program that shares the flag registry (e.g. in tests).
   if not export_dir:
@@ -35,11 +38,14 @@ def main(argv):
   from tf_raw.tools import serving  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  tf.get_logger().setLevel("ERROR")  # No "assets written" INFO lines.
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("ERROR")  # No "assets written" INFO lines,
+  logging.set_verbosity(logging.WARNING)  # from either logger.
   with cli.user_errors(serving.ServingError):
     classifier = serving.export_saved_model(model_dir, export_dir)
   names = [name.decode() for name in classifier.class_names.numpy()]
-  print(f"Wrote {export_dir}: signature '{serving.SIGNATURE_KEY}', uint8 "
+  print(f"Wrote {export_dir} from {classifier.checkpoint_prefix}: signature "
+        f"'{serving.SIGNATURE_KEY}', uint8 "
         f"images [None, 32, 32, 3] -> class_ids, probabilities over "
         f"{len(names)} classes ({', '.join(names)}).")
 

@@ -18,6 +18,7 @@ from absl import flags
 from flags import predict_flags  # pylint: disable=g-bad-import-order
 from flags import train_flags
 from flags import cli
+from flags import common_flags
 
 flags.adopt_module_key_flags(predict_flags)
 flags.declare_key_flag("model_dir")
@@ -39,14 +40,19 @@ def _read_image(path):
             "or BMP); skipped.")
 
 
+@cli.boundary
 def main(argv):
   cli.reject_extra_arguments(argv)
   cli.set_tensorflow_defaults()
   saved_model = predict_flags.SAVED_MODEL.value
   if saved_model and flags.FLAGS["model_dir"].present:
     cli.usage_error(argv, "give --model_dir or --saved_model, not both")
-  model_dir = train_flags.MODEL_DIR.value
-  paths, top_k = predict_flags.IMAGES.value, predict_flags.TOP_K.value
+  # "~/x" is $HOME/x: user paths are expanded once, here.
+  model_dir = common_flags.expand_path(train_flags.MODEL_DIR.value)
+  saved_model = common_flags.expand_path(saved_model)
+  paths = [common_flags.expand_path(path)
+           for path in predict_flags.IMAGES.value or ()]
+  top_k = predict_flags.TOP_K.value
   if not paths:
     cli.usage_error(argv, "give at least one --image=FILE to classify")
   # Heavy imports after flag parsing, so --help and usage errors are instant.
@@ -75,7 +81,8 @@ def main(argv):
     probabilities = classify(np.stack(images))["probabilities"].numpy()
     for path, row in zip(good_paths, probabilities):
       best = np.argsort(-row, kind="stable")[:top_k]
-      print(f"{path}: " + ", ".join(
+      shown = path if path.isprintable() else repr(path)  # Not UTF-8.
+      print(f"{shown}: " + ", ".join(
           f"{class_names[label]} {row[label]:.3f}" for label in best))
   if failures:
     print(f"error: {failures} of {len(paths)} images could not be classified.",

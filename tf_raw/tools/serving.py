@@ -22,12 +22,14 @@ and for `tf.compat.v1.saved_model.simple_save`: a `tf.Module` whose
 
 import os
 import shutil
+import sys
 import tempfile
 
 import tensorflow as tf
 
 from tf_raw import data
 from tf_raw import model as model_lib
+from tf_raw.run_folder import checkpoints
 from tf_raw.run_folder import run_files
 
 SIGNATURE_KEY = "serving_default"  # The key TF Serving and saved_model_cli use.
@@ -66,53 +68,75 @@ class Classifier(tf.Module):
             "probabilities": tf.nn.softmax(logits)}
 
 
-def restore_classifier(model_dir):
-  """Builds a `Classifier` from the latest checkpoint in model_dir.
+def restore_classifier(model_dir, out=None):
+  """Builds a `Classifier` from the newest usable checkpoint in model_dir.
 
-  The number of classes comes from the checkpoint (the shape of w_o), the
-  names from model_dir/class_names.txt (a run that predates that file and has
-  10 classes gets CIFAR-10's names).
+  The same restore path as training (`checkpoints.restore_newest`): a
+  damaged, truncated or unindexed newest checkpoint is reported on `out` and
+  skipped for the one before it. The number of classes comes from the
+  checkpoint (the shape of w_o), the names from model_dir/class_names.txt (a
+  run that predates that file and has 10 classes gets CIFAR-10's names).
+  `classifier.checkpoint_prefix` says which checkpoint it holds.
+
+  Args:
+    model_dir: a run folder of `python -m tf_raw.train`.
+    out: where skipped checkpoints are reported (default: stderr).
 
   Raises:
-    ServingError: no checkpoint, or one this network cannot read.
+    ServingError: no checkpoint, none usable, or one this network cannot read.
   """
-  latest = tf.train.latest_checkpoint(model_dir)
-  if latest is None:
+  out = out or (lambda line: print(line, file=sys.stderr))
+  model_dir = os.path.expanduser(model_dir)
+  prefixes = checkpoints.find_checkpoints(
+      model_dir, [p for p in [checkpoints.indexed_checkpoint(model_dir)] if p])
+  if not prefixes:
     raise ServingError(
         f"Found no checkpoint in {model_dir}; train first with "
         f"`python -m tf_raw.train --model_dir={model_dir}` or point "
         "--model_dir at a trained run.")
-  shapes = dict(tf.train.list_variables(latest))
-  if _OUTPUT_WEIGHT_KEY not in shapes:
-    raise ServingError(
-        f"{latest} is not a checkpoint of this network (it has no model/w_o); "
-        "point --model_dir at a run of python -m tf_raw.train.")
-  num_classes = shapes[_OUTPUT_WEIGHT_KEY][1]
-  class_names = run_files.read_class_names(model_dir)
-  if class_names is None:
-    class_names = (data.CLASS_NAMES if num_classes == 10 else
-                   tuple(f"class_{label}" for label in range(num_classes)))
-  if len(class_names) != num_classes:
-    raise ServingError(
-        f"{os.path.join(model_dir, run_files.CLASS_NAMES_FILE)} names "
-        f"{len(class_names)} classes but the checkpoint has {num_classes} "
-        "outputs; restore that file from the run or delete it.")
-  model = model_lib.ConvNet(num_classes=num_classes)
-  # Serve the weights the run evaluated with: their moving average when the
-  # run kept one (--ema_decay > 0), else the raw weights.
-  if _OUTPUT_WEIGHT_KEY.replace("model/", "average_model/", 1) in shapes:
-    checkpoint = tf.train.Checkpoint(average_model=model)
-  else:
-    checkpoint = tf.train.Checkpoint(model=model)
+  saved_names = run_files.read_class_names(model_dir)
+
+  def restore(prefix):
+    shapes = dict(tf.train.list_variables(prefix))  # A damaged index fails.
+    if _OUTPUT_WEIGHT_KEY not in shapes:
+      raise checkpoints.CheckpointError(
+          f"{prefix} is not a checkpoint of this network (it has no "
+          "model/w_o); point --model_dir at a run of python -m tf_raw.train.")
+    num_classes = shapes[_OUTPUT_WEIGHT_KEY][1]
+    class_names = saved_names
+    if class_names is None:
+      class_names = (data.CLASS_NAMES if num_classes == 10 else
+                     tuple(f"class_{label}" for label in range(num_classes)))
+    if len(class_names) != num_classes:
+      raise checkpoints.CheckpointError(
+          f"{os.path.join(model_dir, run_files.CLASS_NAMES_FILE)} names "
+          f"{len(class_names)} classes but the checkpoint has {num_classes} "
+          "outputs; restore that file from the run or delete it.")
+    model = model_lib.ConvNet(num_classes=num_classes)
+    # Serve the weights the run evaluated with: their moving average when the
+    # run kept one (--ema_decay > 0), else the raw weights.
+    if _OUTPUT_WEIGHT_KEY.replace("model/", "average_model/", 1) in shapes:
+      checkpoint = tf.train.Checkpoint(average_model=model)
+    else:
+      checkpoint = tf.train.Checkpoint(model=model)
+    try:
+      # Only the weights: the optimizer slots and step counter are not needed.
+      checkpoint.restore(prefix).expect_partial(
+      ).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:
+      raise checkpoints.CheckpointError(
+          f"Cannot read the weights in {prefix} ({type(error).__name__}); it "
+          "was written by a different model.") from error
+    classifier = Classifier(model, class_names)
+    classifier.checkpoint_prefix = prefix
+    return classifier
+
   try:
-    # Only the weights: the optimizer slots and step counter are not needed.
-    checkpoint.restore(latest).expect_partial(
-    ).assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as error:
-    raise ServingError(
-        f"Cannot read the weights in {latest} ({type(error).__name__}); it "
-        "was written by a different model or is damaged.") from error
-  return Classifier(model, class_names)
+    return checkpoints.restore_newest(
+        model_dir, prefixes, restore, out,
+        advice="restore them from a backup or train again")
+  except checkpoints.CheckpointError as error:
+    raise ServingError(str(error)) from error
 
 
 def export_saved_model(model_dir, export_dir):
@@ -134,8 +158,14 @@ def export_saved_model(model_dir, export_dir):
         f"{export_dir} exists already; choose a new --export_dir (e.g. "
         "add a version number) or delete the old one.")
   parent = os.path.dirname(export_dir)
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=".exporting-", dir=parent)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".exporting-", dir=parent)
+  except OSError as error:
+    raise ServingError(
+        f"Cannot create {export_dir} ({error.strerror or error}"
+        f"{': ' + str(error.filename) if error.filename else ''}); choose an "
+        "--export_dir in a folder you can write to.") from error
   try:
     names_file = os.path.join(staging, run_files.CLASS_NAMES_FILE)
     run_files.write_class_names(staging, _decode(classifier.class_names))
@@ -161,13 +191,36 @@ def load_saved_model(export_dir):
   Raises:
     ServingError: no SavedModel there.
   """
+  export_dir = os.path.expanduser(export_dir)
+  how = ("create one with `python -m tf_raw.tools.export --model_dir=<run> "
+         "--export_dir=<folder>`")
   if not tf.saved_model.contains_saved_model(export_dir):
+    raise ServingError(f"{export_dir} holds no SavedModel; {how}.")
+  try:
+    loaded = tf.saved_model.load(export_dir)
+  except Exception as error:  # pylint: disable=broad-except
+    # A garbled saved_model.pb or variables/ fails in many ways (DecodeError,
+    # OSError, DataLossError, ...): all mean "not readable".
     raise ServingError(
-        f"{export_dir} holds no SavedModel; create one with `python -m "
-        "tf_raw.tools.export --model_dir=<run> --export_dir=<folder>`.")
-  loaded = tf.saved_model.load(export_dir)
-  signature = loaded.signatures[SIGNATURE_KEY]
-  return (lambda images: signature(images=images)), _decode(loaded.class_names)
+        f"{export_dir} holds no readable SavedModel ({type(error).__name__}: "
+        f"{checkpoints._one_line(error, 120)}); {how}.") from error  # pylint: disable=protected-access
+  signature = getattr(loaded, "signatures", {}).get(SIGNATURE_KEY)
+  _, inputs = (signature.structured_input_signature if signature is not None
+               else ((), {}))
+  outputs = signature.structured_outputs if signature is not None else {}
+  if ("images" not in inputs or not isinstance(outputs, dict)
+      or "probabilities" not in outputs
+      or not isinstance(getattr(loaded, "class_names", None), tf.Variable)):
+    raise ServingError(
+        f"{export_dir} is not a SavedModel of tf_raw (it lacks the "
+        f"'{SIGNATURE_KEY}' signature from images to probabilities, or the "
+        f"class_names variable); {how}.")
+  try:
+    class_names = _decode(loaded.class_names)
+  except (UnicodeDecodeError, AttributeError, ValueError) as error:
+    raise ServingError(f"{export_dir} has unreadable class names; "
+                       f"{how}.") from error
+  return (lambda images: signature(images=images)), class_names
 
 
 def _decode(string_variable):

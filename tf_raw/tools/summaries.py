@@ -32,6 +32,7 @@ metadata (plugin name and data class) that TensorBoard reads.
 `tf.summary.trace_on`/`trace_export` (for the graph) are TF's own.
 """
 
+import functools
 import os
 import time
 
@@ -40,6 +41,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from tf_raw import loop
+from tf_raw.run_folder import checkpoints
+from tf_raw.run_folder import run_dir
 from tf_raw.tools import image_grid
 from tf_raw import step as step_lib
 
@@ -104,6 +107,24 @@ def write_image(tag, image_uint8, step, description=""):
                    metadata=metadata)
 
 
+def _events_reported(hook_method):
+  """A failed event write (disk full, a file named train/ in the way) becomes
+  one `RunDirError` sentence; the checkpoints are not affected by it."""
+  @functools.wraps(hook_method)
+  def reported(self, *args):
+    try:
+      return hook_method(self, *args)
+    except (tf.errors.OpError, OSError) as error:
+      reason = (error.strerror if isinstance(error, OSError) and error.strerror
+                else checkpoints._one_line(error))  # pylint: disable=protected-access
+      raise run_dir.RunDirError(
+          f"Cannot write TensorBoard events in {self.model_dir} ({reason}); "
+          "free some disk space, or move away a file named train or test "
+          "there, then run the same command again (the newest checkpoint is "
+          "intact).") from error
+  return reported
+
+
 class TensorBoard(loop.Hook):
   """A `Trainer` hook that writes model_dir/train and model_dir/test events."""
 
@@ -125,6 +146,7 @@ class TensorBoard(loop.Hook):
 
   # ------------------------------------------------------------ the hooks --
 
+  @_events_reported
   def begin(self, trainer, step):
     self.train_writer = tf.summary.create_file_writer(
         os.path.join(self.model_dir, TRAIN_RUN))
@@ -137,6 +159,7 @@ class TensorBoard(loop.Hook):
     self._tracing = True
     self._start_window(trainer, step)
 
+  @_events_reported
   def after_step(self, trainer, step):
     if self._tracing:
       with self.train_writer.as_default():
@@ -145,6 +168,7 @@ class TensorBoard(loop.Hook):
     if self.log_every_steps and step % self.log_every_steps == 0:
       self._write_window(trainer, step)
 
+  @_events_reported
   def after_epoch(self, trainer, epoch, step):
     epoch_and_batches = ((step - 1) // trainer.steps_per_epoch,
                          _batches_done(trainer, step))
@@ -161,6 +185,7 @@ class TensorBoard(loop.Hook):
     self.train_writer.flush()
     self._restart_clock()
 
+  @_events_reported
   def after_evaluate(self, trainer, epoch, step, record):
     if self.test_writer is None:
       return  # An evaluation caught up at restore, before `begin`.
@@ -169,9 +194,11 @@ class TensorBoard(loop.Hook):
     self.test_writer.flush()
     self._restart_clock()
 
+  @_events_reported
   def end(self, trainer, step):
-    self.train_writer.close()
-    self.test_writer.close()
+    for writer in (self.train_writer, self.test_writer):
+      if writer is not None:  # None: `begin` failed or never ran.
+        writer.close()
 
   # ------------------------------------------------------- scalar windows --
 
