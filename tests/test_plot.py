@@ -11,7 +11,7 @@ import pytest
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw.run_folder import guard
-from tf_raw.tools import plot
+from tf_raw.tools import curves
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS_RUNS = ("notebook_published", "reproduction_with_bugs",
@@ -32,16 +32,16 @@ def short_run(tmp_path_factory):
 
 
 def test_a_run_folder_gives_its_loss_and_accuracy_per_epoch(short_run, tmp_path):
-  label, epochs, evaluations = plot.read_run(short_run)
+  label, epochs, evaluations = curves.read_run(short_run)
   assert label is None
   assert [r["epoch"] for r in epochs] == [0, 1, 2]
   assert all(r["loss"] > 0 and r["images_per_sec"] > 0 for r in epochs)
   assert [r["epoch"] for r in evaluations] == [0, 2]
-  line = plot.summary_line("short", epochs, evaluations)
+  line = curves.summary_line("short", epochs, evaluations)
   assert line.startswith(f"short: 3 epochs, training loss {epochs[0]['loss']:.4f}"
                          f" -> {epochs[-1]['loss']:.4f}; test accuracy ")
   output = tmp_path / "curves.png"
-  plot.draw([("short", epochs, evaluations)], str(output))
+  curves.draw([("short", epochs, evaluations)], str(output))
   assert output.read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -52,7 +52,7 @@ def test_docs_curves_are_the_readme_results_table():
                 if line.startswith("| ") and re.search(r"\| 0\.\d{4} \|", line)]
   assert len(table_rows) == 4, table_rows
   for name, row in zip(DOCS_RUNS, table_rows):
-    label, epochs, evaluations = plot.read_run(
+    label, epochs, evaluations = curves.read_run(
         os.path.join(REPO_ROOT, "docs", "curves", f"{name}.jsonl"))
     assert label and not epochs
     assert [r["epoch"] for r in evaluations] == [0, 10, 20, 30, 40, 49]
@@ -62,9 +62,9 @@ def test_docs_curves_are_the_readme_results_table():
 
 def test_without_matplotlib_one_sentence_says_what_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails.
-  with pytest.raises(plot.PlotError) as error:
-    plot.draw([("x", [], [{"epoch": 0, "accuracy": 0.5}])], "unused.png")
-  assert str(error.value) == plot.MISSING_MATPLOTLIB
+  with pytest.raises(curves.PlotError) as error:
+    curves.draw([("x", [], [{"epoch": 0, "accuracy": 0.5}])], "unused.png")
+  assert str(error.value) == curves.MISSING_MATPLOTLIB
   assert "pip install -r requirements-notebook.txt" in str(error.value)
 
 
