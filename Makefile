@@ -9,7 +9,7 @@ ARGS   ?=
 # Where `make tensorboard` looks for runs (each run's train/ and test/).
 LOGDIR ?= runs
 
-.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak
+.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak plot notebook
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -44,6 +44,13 @@ tensorboard: install  ## Show the runs in runs/ in TensorBoard (pip install tens
 
 explore: install  ## Print the data's shapes and counts, draw runs/samples.png.
 	$(PY) -m tf_raw.tools.explore $(ARGS)
+
+plot: install  ## Loss and accuracy curves: ARGS="--model_dir=DIR [--model_dir=DIR2]".
+	$(PY) -m tf_raw.tools.plot $(ARGS)
+
+notebook: install  ## Open the walkthrough in Jupyter (installs requirements-notebook.txt).
+	$(PY) -m pip install --quiet -r requirements-notebook.txt
+	$(PY) -m jupyter lab notebooks/walkthrough.ipynb
 
 export: install  ## SavedModel from a run: ARGS="--model_dir=DIR --export_dir=OUT".
 	$(PY) -m tf_raw.tools.export $(ARGS)

@@ -108,7 +108,9 @@ def test_after_a_fallback_the_run_redoes_the_lost_step_once(run_copy,
   _damage(_prefix(run_copy, 8), "truncated_data")
   lines = []
   _trainer(run_copy, lines).run()
-  assert "Dropped 1 evaluation record(s) of steps after 7" in lines[2]
+  # Epoch 1's record and its evaluation, both of step 8: redone once each.
+  assert ("Dropped 2 record(s) of steps after 7 from metrics.jsonl; training "
+          "will redo them.") == lines[2]
   # The damaged ckpt-8 is overwritten by a good one, equal to the original.
   expected = cli_fixtures.checkpoint_values(_prefix(reference, 8))
   actual = cli_fixtures.checkpoint_values(_prefix(run_copy, 8))
@@ -116,6 +118,9 @@ def test_after_a_fallback_the_run_redoes_the_lost_step_once(run_copy,
     np.testing.assert_allclose(actual[name], value, rtol=1e-6, atol=1e-7)
   assert [(r["epoch"], r["step"]) for r in run_dir.read_metrics(run_copy)] == [
       (0, 4), (1, 8)]
+  assert [(r["kind"], r["step"])
+          for r in run_dir.read_metrics(run_copy, kind=None)] == [
+              ("epoch", 4), ("evaluation", 4), ("epoch", 8), ("evaluation", 8)]
 
 
 def test_every_checkpoint_damaged_is_an_error_naming_each(run_copy):

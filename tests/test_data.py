@@ -15,7 +15,9 @@ import pytest
 
 from tests import cifar_fixtures
 from tf_raw.tools import cifar_writer
+from tf_raw import config as config_lib
 from tf_raw import data
+from tf_raw import sources
 from tf_raw.sources import cifar10
 
 Route = cifar_fixtures.Route
@@ -72,6 +74,47 @@ def test_legacy_reshape_reproduces_the_notebook_scramble(tmp_path):
       dataset.train_images[0, 0, 0],
       [cifar_fixtures.pixel_value(0, 0, 0, col) for col in range(3)])
   assert dataset.train_images.flags.c_contiguous
+
+
+def test_legacy_reshape_rows_are_three_real_rows_of_one_plane():
+  # The description in docs/tf1_to_tf2.md, checked value by value: scrambled
+  # row y is real rows 3y', 3y'+1, 3y'+2 of one colour plane, and its slot c
+  # takes every third of those 96 values, starting at c.
+  rows = np.random.default_rng(1).integers(0, 256, (2, 3072), dtype=np.uint8)
+  real = data.chw_rows_to_images(rows, "nhwc")
+  legacy = data.chw_rows_to_images(rows, "legacy_reshape")
+  planes = {}
+  for y in range(32):
+    if y in (10, 21):  # 96y..96y+95 straddles two planes.
+      continue
+    plane, first_row = divmod(3 * y, 32)
+    planes.setdefault(plane, []).append(y)
+    three_rows = real[:, first_row:first_row + 3, :, plane].reshape(2, 96)
+    for c in range(3):
+      np.testing.assert_array_equal(legacy[:, y, :, c], three_rows[:, c::3])
+  # Top third red, middle third green, bottom third blue.
+  assert planes == {0: list(range(10)), 1: list(range(11, 21)),
+                    2: list(range(22, 32))}
+
+
+def test_legacy_reshape_applies_to_synthetic_data():
+  config = config_lib.TrainConfig(dataset="synthetic", synthetic_train_size=30,
+                                  synthetic_test_size=10,
+                                  data_layout="legacy_reshape")
+  scrambled = sources.load(config)
+  clean = data.synthetic(30, 10, seed=0)
+  for split in ("train", "test"):
+    expected = data.chw_rows_to_images(
+        data.images_to_chw_rows(getattr(clean, f"{split}_images")),
+        "legacy_reshape")
+    np.testing.assert_array_equal(getattr(scrambled, f"{split}_images"),
+                                  expected)
+    assert not np.array_equal(expected, getattr(clean, f"{split}_images"))
+  np.testing.assert_array_equal(scrambled.train_labels, clean.train_labels)
+  # images_to_chw_rows is the exact inverse of the correct layout.
+  np.testing.assert_array_equal(
+      data.chw_rows_to_images(data.images_to_chw_rows(clean.train_images)),
+      clean.train_images)
 
 
 def test_chw_rows_to_images_by_hand_index():
@@ -347,9 +390,10 @@ def test_synthetic_is_learnable_but_not_from_one_pixel():
   test = dataset.test_images.reshape(500, -1).astype(np.float32)
   means = np.stack([train[dataset.train_labels == k].mean(0)
                     for k in range(10)])
-  # The whole picture: nearest class mean is nearly always right.
+  # The whole picture: nearest class mean is right except on the 20% of
+  # images that show another class's pattern (ceiling 0.8 + 0.2 / 10).
   distances = ((test[:, None, :] - means[None]) ** 2).sum(-1)
-  assert (distances.argmin(1) == dataset.test_labels).mean() > 0.9
+  assert 0.75 < (distances.argmin(1) == dataset.test_labels).mean() < 0.87
   # One value alone: nearest class mean on the best single (pixel, channel).
   single = np.abs(test[:, :, None] - means.T[None])  # (500, 3072, 10)
   accuracy = (single.argmin(2) == dataset.test_labels[:, None]).mean(0)

@@ -59,6 +59,31 @@ class TrainerTest(tf.test.TestCase):
     self.assertEqual(trainer.learner.predict.experimental_get_tracing_count(), 1)
     self.assertEqual(int(trainer.learner.global_step.numpy()), 2 * 11)
 
+  def test_float_images_are_refused_in_one_sentence_not_cast(self):
+    # The uint8 input signature would turn floats in [0, 1] into 0s and 1s.
+    trainer, _ = self._trainer("floats", epochs=0)
+    learner = trainer.learner
+    images, labels = self.dataset.train_images[:8], self.dataset.train_labels[:8]
+    floats = images.astype(np.float32) / 255.0
+    weights = [w.numpy() for w in learner.model.weights]
+    for function, args in [(learner.train_step, (floats, labels)),
+                           (learner.train_steps, (floats, labels)),
+                           (learner.predict, (floats,)),
+                           (learner.predict_raw, (tf.constant(floats),)),
+                           (learner.predict, (images.astype(np.int64),))]:
+      with self.assertRaisesRegex(
+          TypeError, r"^images must be uint8 pixels in 0\.\.255, not "
+          r"(float32|int64) .*; pass the uint8 images"):
+        function(*args)
+    with self.assertRaises(TypeError):
+      trainer.predict_in_batches(floats)
+    self.assertEqual(int(learner.global_step.numpy()), 0)  # Nothing ran.
+    for before, after in zip(weights, learner.model.weights):
+      self.assertAllEqual(before, after)
+    # uint8 passes, and the traced functions are still reachable.
+    self.assertEqual(learner.predict(images).shape, (8,))
+    self.assertEqual(learner.predict.experimental_get_tracing_count(), 1)
+
   def test_drop_remainder_skips_the_partial_batch(self):
     trainer, _ = self._trainer("drop", drop_remainder=True)
     trainer.run()
@@ -84,7 +109,18 @@ class TrainerTest(tf.test.TestCase):
                      ["epoch : 0", "epoch : 2"])
     self.assertEqual(lines[-1], f"Final accuracy : {accuracy}")
     with open(os.path.join(trainer.config.model_dir, "metrics.jsonl")) as f:
-      records = [json.loads(line) for line in f]
+      everything = [json.loads(line) for line in f]
+    # Each epoch's mean loss and speed, then (when due) its evaluation.
+    self.assertEqual([(r["kind"], r["epoch"]) for r in everything],
+                     [("epoch", 0), ("evaluation", 0), ("epoch", 1),
+                      ("epoch", 2), ("evaluation", 2)])
+    epochs = [r for r in everything if r["kind"] == "epoch"]
+    progress = [line for line in lines if line.startswith("epoch ") and
+                " loss " in line]
+    self.assertEqual([f"loss {r['loss']:.4f}" for r in epochs],
+                     [line.split("  ")[1] for line in progress])
+    self.assertTrue(all(r["images_per_sec"] > 0 for r in epochs))
+    records = [r for r in everything if r["kind"] == "evaluation"]
     self.assertEqual([r["epoch"] for r in records], [0, 2])
     self.assertEqual(records[-1]["accuracy"], accuracy)
     self.assertEqual(records[-1]["test_images"], 200)

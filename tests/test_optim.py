@@ -3,8 +3,11 @@
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import config as config_lib
+from tf_raw import data
 from tf_raw import model as model_lib
 from tf_raw import optim
+from tf_raw.tf1 import parity
 
 STEPS = 120
 
@@ -71,10 +74,29 @@ class RMSPropTest(tf.test.TestCase):
       self.assertAllEqual(ms, tf.ones_like(ms))
       self.assertAllEqual(mom, tf.zeros_like(mom))
 
+  def test_keras_rmsprop_first_step_at_initialisation_is_3000x_tf1s(self):
+    # The real first step of the network at its initial weights, measured
+    # with the real keras.optimizers.RMSprop: gradients are tiny (stddev-0.01
+    # weights), so 0.1 g^2 << Keras's epsilon 1e-7 and the epsilon, not the
+    # zero start alone, sets Keras's step: lr * g / sqrt(1e-7), against TF1's
+    # lr * g / sqrt(0.9): sqrt(0.9 / 1e-7) = 3,000 times larger.
+    dataset = data.synthetic(num_train=128, num_test=10, seed=0)
+    steps = parity.keras_rmsprop_first_step(
+        config_lib.TrainConfig(), dataset.train_images, dataset.train_labels)
+    self.assertEqual(list(steps), list(model_lib.WEIGHT_SHAPES))
+    for name, step in steps.items():
+      self.assertLess(step["gradient"], 1e-4, name)  # Not ~1e-2.
+      self.assertAllClose(step["tf1"], 0.001 * step["gradient"] / np.sqrt(0.9),
+                          rtol=0.01, msg=name)
+      self.assertAllClose(step["keras"] / step["tf1"], np.sqrt(0.9 / 1e-7),
+                          rtol=0.01, msg=name)
+
   def test_keras_rmsprop_is_a_different_optimizer(self):
     # Keras 3 starts the mean square at ZEROS (epsilon 1e-7, inside the sqrt):
-    # its first step is lr * g / sqrt(0.1 g^2 + 1e-7) ~ 3.16 * lr * sign(g),
-    # where TF1's is lr * g / sqrt(0.9 + 0.1 g^2) ~ lr * g for small g.
+    # its first step is lr * g / sqrt(0.1 g^2 + 1e-7): for gradients as large
+    # as these (|g| >> 1e-3) about 3.16 * lr * sign(g), where TF1's is
+    # lr * g / sqrt(0.9 + 0.1 g^2) ~ lr * g. (At this network's initial
+    # weights |g| ~ 1e-8..1e-5: see the test above.)
     grad = np.array([0.01, -0.02, 0.03], np.float32)
     ours, theirs = tf.Variable(tf.zeros(3)), tf.Variable(tf.zeros(3))
     optim.RMSProp([ours], 0.001, 0.9).apply([tf.constant(grad)])

@@ -98,6 +98,8 @@ def test_explore_bad_data_dir_is_one_line(tmp_path):
     ("tf_raw.tf1.compare", ["--steps", "--data_dir", "--batch_size",
                             "--keep_prob_hidden", "--seed"], ["--epochs"]),
     ("tf_raw.tf1.graph", ["--api", "--keep_prob_conv"], ["--data_dir"]),
+    ("tf_raw.tools.plot", ["--model_dir", "--label", "--output"],
+     ["--epochs"]),
     ("tf_raw.bench", ["--[no]quick", "--candidates"], ["--epochs"]),
 ])
 def test_helpshort_lists_each_programs_key_flags(program, key_flags,

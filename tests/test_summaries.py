@@ -104,6 +104,7 @@ class TensorBoardTest(tf.test.TestCase):
   def test_accuracies(self):
     with open(os.path.join(self.model_dir, "metrics.jsonl")) as f:
       metrics = [json.loads(line) for line in f]
+    metrics = [m for m in metrics if m["kind"] == "evaluation"]
     self.assertEqual([(r.step, float(r.value)) for r in self.test["accuracy"]],
                      [(m["step"], np.float32(m["accuracy"])) for m in metrics])
     predictions = self.trainer.learner.predict(self.dataset.train_images).numpy()

@@ -35,6 +35,7 @@ import tensorflow as tf
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw import model as model_lib
+from tf_raw.tf1 import parity
 from tf_raw.tf1 import tf1_graph
 from tf_raw.tf1 import train_v1
 from tf_raw import loop
@@ -141,8 +142,11 @@ class TrainStepParityTest(tf.test.TestCase):
   def test_same_weights_give_the_same_test_predictions(self):
     # The trained weights of both sides are equal (see above); now compare
     # inference: Trainer.evaluate's batched tf.function against the
-    # notebook's predict_op on all test images in one batch.
-    _, _, predictions_tf2 = self.trainer.evaluate()
+    # notebook's predict_op on all test images in one batch. Raw weights on
+    # both sides: Trainer.evaluate's default, learner.predict, uses the
+    # moving average (--ema_decay 0.999 here), which the TF1 graph lacks.
+    _, _, predictions_tf2 = self.trainer.evaluate(
+        self.trainer.learner.predict_raw)
     predictions_tf1 = self.notebook.predict(self.dataset.test_images)
     self.assertAllEqual(predictions_tf2, predictions_tf1)
     self.assertAllEqual(
@@ -164,6 +168,27 @@ class TrainStepParityTest(tf.test.TestCase):
     self.assertAllEqual(eager, pixels.astype(np.float32) / np.float32(255))
     self.assertNotAllEqual(eager, in_graph)
     self.assertAllClose(eager, in_graph, rtol=1e-7, atol=0)
+
+
+class CompareTest(tf.test.TestCase):
+
+  def test_compare_sets_raw_weights_beside_raw_weights(self):
+    # `python -m tf_raw.tf1.compare` with the default --ema_decay (0.999):
+    # the TF1 graph has no moving average, so the TF2 side must predict with
+    # its raw weights. After 40 steps the moving average already predicts
+    # some test images differently, so comparing it would not agree.
+    recipe = _config(self.get_temp_dir(), learning_rate=0.01)
+    self.assertEqual(recipe.ema_decay, config_lib.TrainConfig().ema_decay)
+    lines = []
+    summary = parity.run(
+        config_lib.CompareConfig(train=recipe, steps=40, tolerance=0.0),
+        data.synthetic(num_train=128, num_test=500, seed=2), out=lines.append)
+    self.assertEqual(summary["predictions_agree"], 1.0)
+    self.assertIn("Test predictions (raw weights on both sides): 500 of 500 "
+                  "agree.", lines)
+    self.assertGreater(summary["moving_average_differs"], 0)
+    self.assertEqual(lines[-1], "The two implementations agree at all 40 "
+                     "steps: bit-identical.")
 
 
 class DropoutTest(tf.test.TestCase):

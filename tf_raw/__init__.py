@@ -25,8 +25,11 @@ Around it, in subpackages the lesson never imports (only the programs do):
                  side with the TF2 step (`compare`), and the op-graph report
                  (`graph`).
 * `tools`      - using what you trained: TensorBoard, SavedModel export,
-                 predict, explore, the CIFAR-10 file writer.
+                 predict, explore, plot (curves), the CIFAR-10 file writer.
 * `bench`      - the benchmark against TF1, Keras and PyTorch.
+
+The walkthrough notebook (notebooks/walkthrough.ipynb) builds the lesson
+step by step, with its outputs.
 """
 
 import sys as _sys

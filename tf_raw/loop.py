@@ -77,7 +77,9 @@ class Hook:
                                     step reached, a Python int
       before_save(trainer, step)    before each checkpoint (may raise)
       after_epoch(trainer, epoch, step)   after the epoch's checkpoint and
-                                    progress line (epoch: 0-based)
+                                    progress line (epoch: 0-based); the
+                                    epoch's mean loss and images/sec are in
+                                    trainer.epoch_record
       after_evaluate(trainer, epoch, step, record)   after a test evaluation;
                                     record: the dict `_evaluate_and_log` made
       end(trainer, step)            when run() stops, normally or not
@@ -192,6 +194,8 @@ class Trainer:
     self.out = out
     self.hooks = list(hooks)
     self.stop_reason = None  # Set (e.g. by a signal handler) to stop cleanly.
+    # The last finished epoch's mean loss and speed (`_log_epoch`).
+    self.epoch_record = None
     self.steps_per_epoch = steps_per_epoch(
         len(dataset.train_labels), config.batch_size, config.drop_remainder)
     check_steps_per_epoch(self.steps_per_epoch, len(dataset.train_labels),
@@ -259,8 +263,9 @@ class Trainer:
             self.save(step)
           if self.stop_reason:
             raise Stopped(self.stop_reason, step, saved=True)
-        self._log_epoch(epoch, batch - first_batch, epoch_start_time,
-                        start_time, start_step)
+        self.epoch_record = self._log_epoch(
+            epoch, batch - first_batch, epoch_start_time, start_time,
+            start_step)
         self._call_hooks("after_epoch", epoch, step)
         if self.evaluation_due(epoch):
           accuracy = self.evaluate_and_log(epoch, step)["accuracy"]
@@ -354,7 +359,8 @@ class Trainer:
   def evaluate_and_log(self, epoch, step):
     """Evaluates, prints the notebook's lines; returns the evaluation record."""
     accuracy, per_class, predictions = self.evaluate()
-    record = {"epoch": epoch, "step": step, "accuracy": accuracy,
+    record = {"kind": "evaluation", "epoch": epoch, "step": step,
+              "accuracy": accuracy,
               "per_class_accuracy": dict(zip(self.dataset.class_names,
                                              per_class.tolist())),
               "test_images": int(len(predictions)), "time": time.time()}
@@ -373,17 +379,29 @@ class Trainer:
 
   def _log_epoch(self, epoch, steps_run, epoch_start_time, start_time,
                  start_step):
-    """Prints one progress line: mean loss, images/sec, elapsed and ETA."""
+    """Prints one progress line: mean loss, images/sec, elapsed and ETA.
+
+    Returns:
+      The epoch's record: {"kind": "epoch", "epoch", "step", "loss" (the
+      mean of its steps' losses), "images_per_sec" (of the steps this process
+      ran), "time"}; metrics.jsonl keeps it (`run_folder.guard.MetricsFile`).
+    """
     config = self.config
     now = time.monotonic()
-    mean_loss = float(self.learner.epoch_loss_sum.numpy()) / self.steps_per_epoch
+    mean_loss = self.mean_epoch_loss()
     step = int(self.learner.global_step.numpy())
     seconds_per_step = (now - start_time) / max(step - start_step, 1)
+    images_per_sec = (steps_run * config.batch_size /
+                      max(now - epoch_start_time, 1e-9))
     self.out(progress_line(
-        epoch, config.epochs, mean_loss,
-        steps_run * config.batch_size / max(now - epoch_start_time, 1e-9),
-        now - start_time,
+        epoch, config.epochs, mean_loss, images_per_sec, now - start_time,
         seconds_per_step * (config.epochs * self.steps_per_epoch - step)))
+    return {"kind": "epoch", "epoch": epoch, "step": step, "loss": mean_loss,
+            "images_per_sec": images_per_sec, "time": time.time()}
+
+  def mean_epoch_loss(self):
+    """The mean training loss of the epoch so far (exact after a restore)."""
+    return float(self.learner.epoch_loss_sum.numpy()) / self.steps_per_epoch
 
 
 # The output lines, shared with the TF1 loop (tf_raw/tf1/train_v1.py).

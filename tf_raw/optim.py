@@ -8,13 +8,18 @@ TF1's update for each variable `w` with gradient `g` (defaults in brackets):
 
 with lr = 0.001, decay = 0.9, momentum = 0, eps = 1e-10 (inside the sqrt).
 
-Keras's `tf.keras.optimizers.RMSprop` is a different optimizer with the same
-name: its mean square starts at ZEROS and its default epsilon is 1e-7 (Keras 3
-adds it inside the square root, as TF1 does; Keras 2 added it outside).
-Starting from zeros makes the first step about 1/sqrt(1 - decay) = 3.2 times
-lr * sign(g), whatever the gradient's size; starting from ones makes TF1's
-first steps tiny (about lr * g), which is why this recipe learns slowly for
-its first few hundred steps.
+Keras's `keras.optimizers.RMSprop` is a different optimizer with the same
+name: its mean square starts at ZEROS and its default epsilon is 1e-7, added
+inside the square root in Keras 3 and tf.keras 2.11+ (outside in standalone
+Keras <= 2.3, and in tf.keras 2.0-2.10 with momentum 0). Its first step is
+lr * g / sqrt(0.1 g**2 + 1e-7). At this network's initialisation the median
+|g| per weight is 3e-9 to 9e-6, so 0.1 g**2 is far below 1e-7 and Keras's
+epsilon sets the step: lr * g / sqrt(1e-7), 3,000 times TF1's
+lr * g / sqrt(0.9) (measured with the real Keras optimizer:
+`tf_raw.tf1.parity.keras_rmsprop_first_step`, tests/test_optim.py). TF1's
+ones keep the first steps tiny (about lr * g) until the mean square has
+decayed towards g**2, which is why this recipe learns slowly for its first
+couple of hundred steps.
 
 The update itself is `tf.raw_ops.ResourceApplyRMSProp`, the very kernel TF1's
 optimizer runs, so results match TF1 bit for bit.

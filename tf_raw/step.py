@@ -7,7 +7,10 @@ Public pieces:
 * `Learner(config, num_classes)`: every variable a step touches (the model,
   the optimizer's slots, the step counter, the weights' moving average),
   created once, and the traced functions that touch them:
-  `train_step`, `train_steps` (several steps in one call), `predict`.
+  `train_step`, `train_steps` (several steps in one call), `predict`
+  (moving-average weights when kept) and `predict_raw` (the raw weights).
+  Each refuses images that are not uint8 (`check_uint8`): the signature
+  would otherwise cast floats in [0, 1] to 0s and 1s without a word.
 
 How this maps to the notebook's TF1 graph:
 
@@ -25,6 +28,7 @@ traces once: without it, the last, smaller batch of each epoch would trace a
 second graph.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from tf_raw import model as model_lib
@@ -59,6 +63,41 @@ def loss(model, images_uint8, labels, keep_prob_conv=1.0,
 def dropout_seed(seed, step):
   """int64 [2]: the seed of step `step`'s dropout masks, from the run's seed."""
   return tf.stack([tf.constant(seed, tf.int64), step])
+
+
+def check_uint8(images):
+  """Raises TypeError unless `images` (array or tensor) holds uint8 pixels.
+
+  A `tf.function` with an `input_signature` converts its arguments to the
+  signature's dtype: float pixels in [0, 1] would silently become 0s and 1s,
+  and the step would train or predict on garbage without an error.
+  """
+  dtype = getattr(images, "dtype", None)
+  if dtype is None:
+    dtype = np.asarray(images).dtype
+  if tf.as_dtype(dtype) != tf.uint8:
+    raise TypeError(
+        f"images must be uint8 pixels in 0..255, not {tf.as_dtype(dtype).name} "
+        "(the traced step would cast floats in [0, 1] to 0s and 1s); pass the "
+        "uint8 images, e.g. np.round(images * 255).astype(np.uint8).")
+
+
+class Uint8Only:
+  """A traced function of (images, ...) that refuses non-uint8 images.
+
+  Everything else (`get_concrete_function`, `experimental_get_tracing_count`,
+  ...) is the wrapped `tf.function`'s.
+  """
+
+  def __init__(self, function):
+    self.function = function
+
+  def __call__(self, images_uint8, *args):
+    check_uint8(images_uint8)
+    return self.function(images_uint8, *args)
+
+  def __getattr__(self, name):
+    return getattr(self.function, name)
 
 
 class Learner(tf.Module):
@@ -103,16 +142,18 @@ class Learner(tf.Module):
     self.first_nonfinite_step = tf.Variable(
         -1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
 
-    self.train_step = tf.function(
-        self._train_step, input_signature=[IMAGE_SPEC, LABEL_SPEC])
-    self.train_steps = tf.function(
-        self._train_steps, input_signature=[IMAGE_SPEC, LABEL_SPEC])
-    self.predict = tf.function(
+    # Each traced function refuses non-uint8 images before the signature
+    # could cast them (see `Uint8Only`).
+    self.train_step = Uint8Only(tf.function(
+        self._train_step, input_signature=[IMAGE_SPEC, LABEL_SPEC]))
+    self.train_steps = Uint8Only(tf.function(
+        self._train_steps, input_signature=[IMAGE_SPEC, LABEL_SPEC]))
+    self.predict = Uint8Only(tf.function(
         lambda images: self._predict(images, self.eval_model),
-        input_signature=[IMAGE_SPEC])
-    self.predict_raw = tf.function(
+        input_signature=[IMAGE_SPEC]))
+    self.predict_raw = Uint8Only(tf.function(
         lambda images: self._predict(images, self.model),
-        input_signature=[IMAGE_SPEC])
+        input_signature=[IMAGE_SPEC]))
 
   @property
   def eval_model(self):

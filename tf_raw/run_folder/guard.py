@@ -10,11 +10,12 @@ what"), without changing a single step:
   (one process per folder) and turns SIGINT/SIGTERM into a clean stop: the
   current `train_steps` call finishes, a checkpoint is saved, exit 130/143.
 * Hooks: `StopOnNonFinite` refuses to checkpoint NaN weights,
-  `MetricsFile` keeps metrics.jsonl in step with the checkpoints after any
-  crash, `StepLogFile` writes steps.log (--step_log).
+  `MetricsFile` keeps metrics.jsonl (each epoch's loss and speed, each
+  evaluation) in step with the checkpoints after any crash, `StepLogFile` writes steps.log (--step_log).
 """
 
 import signal
+import time
 
 import tensorflow as tf
 
@@ -111,34 +112,54 @@ class StopOnNonFinite(loop.Hook):
 
 
 class MetricsFile(loop.Hook):
-  """Appends each evaluation to metrics.jsonl, exactly once per evaluation."""
+  """Appends each epoch's and each evaluation's record to metrics.jsonl.
+
+  Every record exactly once, in step with the checkpoints, after any crash:
+  an epoch record ({"kind": "epoch", ...: mean training loss, images/sec})
+  after each epoch, an evaluation record ({"kind": "evaluation", ...}) after
+  each test evaluation.
+  """
 
   def after_restore(self, trainer, step):
     """Makes metrics.jsonl agree with the restored step, after any crash.
 
-    Records of steps after `step` are dropped (that work is redone), and if
-    `step` ends an epoch whose evaluation was due but never written (the
-    process died between the epoch-end checkpoint and the evaluation, or
-    stopped on a signal there), it is evaluated now: the weights are exactly
-    those the evaluation would have seen.
+    Records of steps after `step` are dropped (that work is redone). If
+    `step` ends an epoch whose record was never written (the process died,
+    or stopped on a signal, between the epoch-end checkpoint and the
+    record), it is written now: the checkpoint holds the epoch's loss sum,
+    so the mean loss is exact; its images/sec is null (not measured). If the
+    epoch's evaluation was due but never written, it is evaluated now: the
+    weights are exactly those the evaluation would have seen.
     """
     model_dir = trainer.config.model_dir
     dropped = run_dir.keep_metrics_up_to(model_dir, step)
     if dropped:
-      trainer.out(f"Dropped {dropped} evaluation record(s) of steps after "
-                  f"{step} from metrics.jsonl; training will redo them.")
+      trainer.out(f"Dropped {dropped} record(s) of steps after {step} from "
+                  "metrics.jsonl; training will redo them.")
     if step == 0 or step % trainer.steps_per_epoch:
       return
     epoch = step // trainer.steps_per_epoch - 1
-    if trainer.evaluation_due(epoch) and not any(
-        record.get("step") == step
-        for record in run_dir.read_metrics(model_dir)):
+    if not _has_record(model_dir, "epoch", step):
+      run_dir.append_metric(model_dir, {
+          "kind": "epoch", "epoch": epoch, "step": step,
+          "loss": trainer.mean_epoch_loss(), "images_per_sec": None,
+          "time": time.time()})
+    if trainer.evaluation_due(epoch) and not _has_record(
+        model_dir, "evaluation", step):
       trainer.out(f"Evaluating epoch {epoch}, which the previous run ended "
                   "before evaluating.")
       trainer.evaluate_and_log(epoch, step)  # Its after_evaluate appends.
 
+  def after_epoch(self, trainer, epoch, step):
+    run_dir.append_metric(trainer.config.model_dir, trainer.epoch_record)
+
   def after_evaluate(self, trainer, epoch, step, record):
     run_dir.append_metric(trainer.config.model_dir, record)
+
+
+def _has_record(model_dir, kind, step):
+  return any(record.get("step") == step
+             for record in run_dir.read_metrics(model_dir, kind))
 
 
 class StepLogFile(loop.Hook):

@@ -6,7 +6,8 @@ A run folder holds:
                                                         checkpoints.py)
     run_config.json   the settings that define the run, to refuse a restart
                       with different ones (see `check_identity`)
-    metrics.jsonl     one JSON record per test evaluation
+    metrics.jsonl     one JSON record per epoch (mean training loss,
+                      images/sec) and one per test evaluation
     steps.log         with --step_log: one line per training step that ran
     .lock             held while a process trains in the folder
 
@@ -315,26 +316,34 @@ class RunLock:
 
 
 # ---------------------------------------------------------------------------
-# metrics.jsonl: one record per evaluation, none lost or repeated.
+# metrics.jsonl: one record per epoch and per evaluation, none lost or repeated.
 
 
-def read_metrics(model_dir):
-  """The evaluation records in model_dir, oldest first.
+def read_metrics(model_dir, kind="evaluation", file_name=METRICS_FILE):
+  """The records of one kind in model_dir's metrics file, oldest first.
+
+  Args:
+    model_dir: the run folder.
+    kind: "evaluation" (test accuracy; records written before records had
+      a kind are evaluations), "epoch" (mean training loss, images/sec), or
+      None for every record.
+    file_name: metrics.jsonl, or metrics_v1.jsonl of `--api=v1`.
 
   A last line without its newline (a process killed in the middle of writing
   it) is ignored: `append_metric` writes each record whole, with its newline.
   """
   records = []
-  for line in _read_metrics_lines(model_dir)[:-1]:  # [-1]: after the last \n.
+  for line in _read_metrics_lines(model_dir, file_name)[:-1]:  # After last \n.
     record = _parse_record(line)
-    if record is not None:
+    if record is not None and (
+        kind is None or record.get("kind", "evaluation") == kind):
       records.append(record)
   return records
 
 
-def _read_metrics_lines(model_dir):
-  """metrics.jsonl as a list of byte lines ([b""] for no file)."""
-  path = os.path.join(model_dir, METRICS_FILE)
+def _read_metrics_lines(model_dir, file_name=METRICS_FILE):
+  """The metrics file as a list of byte lines ([b""] for no file)."""
+  path = os.path.join(model_dir, file_name)
   try:
     with open(path, "rb") as f:
       return f.read().split(b"\n")
@@ -411,7 +420,7 @@ def keep_metrics_up_to(model_dir, step):
   if not os.path.lexists(path):
     return 0
   lines = _read_metrics_lines(model_dir)
-  records = read_metrics(model_dir)
+  records = read_metrics(model_dir, kind=None)
   kept = [record for record in records if record["step"] <= step]
   # A torn last line must go too, or the next append would extend it; so
   # must lines that are no record (they would break other readers).

@@ -96,8 +96,10 @@ def _comparable(model_dir):
             if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
   sessions = run_dir.read_step_log(os.path.join(model_dir,
                                                 run_dir.STEP_LOG_FILE))
-  metrics = [{k: v for k, v in record.items() if k != "time"}
-             for record in run_dir.read_metrics(model_dir)]
+  # Every record, evaluations and epochs, less what timing decides.
+  metrics = [{k: v for k, v in record.items()
+              if k not in ("time", "images_per_sec")}
+             for record in run_dir.read_metrics(model_dir, kind=None)]
   return values, sessions, metrics
 
 

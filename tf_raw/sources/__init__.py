@@ -31,15 +31,20 @@ def load(config):
     A `data.Dataset`.
   """
   if config.dataset == "synthetic":
-    return data.synthetic(config.synthetic_train_size,
-                          config.synthetic_test_size, seed=config.seed)
+    # --data_layout=legacy_reshape applies here too: the notebook's bug,
+    # seen without the download.
+    return data.with_layout(
+        data.synthetic(config.synthetic_train_size,
+                       config.synthetic_test_size, seed=config.seed),
+        config.data_layout)
   if config.dataset == "cifar10" and config.data_dir and os.path.isdir(
       os.path.join(os.path.expanduser(config.data_dir), "train")):
     # Imported here: decoding images needs TensorFlow, CIFAR-10 does not, and
     # `python -m tf_raw.train` checks the data before importing TensorFlow.
     from tf_raw.sources import image_folder  # pylint: disable=g-import-not-at-top
-    return image_folder.load(config.data_dir, config.validation_split,
-                             config.cache_dir)
+    return data.with_layout(
+        image_folder.load(config.data_dir, config.validation_split,
+                          config.cache_dir), config.data_layout)
   if config.dataset == "cifar10":
     return cifar10.load_cifar10(config.data_dir, config.cache_dir,
                                 config.data_url, layout=config.data_layout)

@@ -6,22 +6,29 @@ r"""Runs the notebook's TF1 graph and the TF2 code side by side, step by step.
 
 Both sides start from the same weights and take the same batches in the same
 order; the TF2 side is the real `step.Learner.train_step`, the TF1 side
-`tf1_graph.TF1Graph` (`tf_raw/parity.py` does the work). Each step prints
+`tf1_graph.TF1Graph` (`tf_raw/tf1/parity.py` does the work). Each step prints
 both losses and the largest difference between any two corresponding weights;
-at the end it compares the RMSProp slots and the test-set predictions. If any
+at the end it compares the RMSProp slots and the test-set predictions of the
+raw weights (the TF1 graph keeps no moving average; the TF2 side's, which
+evaluation uses, is reported beside them). If any
 difference exceeds --tolerance the program says so and exits 1.
 
-Sample output (defaults; 2-core AMD CPU, TF 2.21, the same with oneDNN off):
+Sample output (defaults; 2-core AMD CPU, TF 2.21, oneDNN on; with it off the
+two sides agree bit for bit too, as tests/test_tf1_programs.py checks):
 
+    TF2: step.Learner.train_step (tf.function, GradientTape); TF1: \
+tf1_graph.TF1Graph (Session.run, feed_dict).
     Same initial weights (seed 0), same 50 batches of 128 synthetic images; \
-    dropout off; oneDNN on.
+dropout off; oneDNN on.
      step   loss TF2    loss TF1    |loss diff|  max |weight diff|
-        1   2.3025830   2.3025830   0            0
-        2   2.3025823   2.3025823   0            0
+        1   2.3025827   2.3025827   0            0
+        2   2.3025846   2.3025846   0            0
       ...
-       50   2.3025794   2.3025794   0            0
+       50   2.3025799   2.3025799   0            0
     RMSProp slots after step 50: max |rms diff| 0, max |momentum diff| 0.
-    Test predictions: 1000 of 1000 agree.
+    Test predictions (raw weights on both sides): 1000 of 1000 agree.
+    (The TF2 side's moving average of its weights, which evaluation uses, \
+predicts 5 of 1000 differently; the TF1 graph keeps none.)
     The two implementations agree at all 50 steps: bit-identical.
 
 (The loss hardly moves in 50 steps: RMSProp's mean square starts at ones, so

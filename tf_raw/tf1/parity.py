@@ -53,8 +53,11 @@ def run(config, dataset, out=print):
     out: where the lines go.
 
   Returns:
-    dict with the largest differences seen: "loss", "weights", "slots", and
-    "predictions_agree" (fraction of test images predicted alike).
+    dict with the largest differences seen: "loss", "weights", "slots",
+    "predictions_agree" (fraction of test images the raw weights of both
+    sides predict alike) and "moving_average_differs" (how many test images
+    the TF2 side's moving-average weights predict differently from its raw
+    ones; None without a moving average).
 
   Raises:
     DivergenceError: a loss, weight or slot differs by more than
@@ -146,12 +149,23 @@ def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
 
   test_images = dataset.test_images
   batch = recipe.eval_batch_size
-  predictions_tf2 = np.concatenate([
-      trainer.learner.predict(test_images[start:start + batch]).numpy()
-      for start in range(0, len(test_images), batch)])
+  # Raw weights on both sides: the TF1 graph has no moving average, and
+  # `learner.predict` would use the TF2 side's (`Learner.eval_model`).
+  predictions_tf2 = trainer.predict_in_batches(test_images,
+                                               trainer.learner.predict_raw)
   predictions_tf1 = tf1.predict(test_images, batch_size=batch)
   agree = int(np.sum(predictions_tf2 == predictions_tf1))
-  out(f"Test predictions: {agree} of {len(test_images)} agree.")
+  out(f"Test predictions (raw weights on both sides): {agree} of "
+      f"{len(test_images)} agree.")
+  moving_average_differs = None
+  if trainer.learner.average_model is not None:
+    # What `compare` used to set side by side by mistake: evaluation's
+    # weights (the moving average) against TF1's raw ones.
+    moving_average_differs = int(np.sum(
+        trainer.predict_in_batches(test_images) != predictions_tf2))
+    out(f"(The TF2 side's moving average of its weights, which evaluation "
+        f"uses, predicts {moving_average_differs} of {len(test_images)} "
+        "differently; the TF1 graph keeps none.)")
 
   differences = [worst["loss"][0], worst["weights"][0], rms_diff,
                  momentum_diff]
@@ -160,7 +174,8 @@ def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
              else float("nan"))
   summary = {"loss": worst["loss"][0], "weights": worst["weights"][0],
              "slots": max(rms_diff, momentum_diff),
-             "predictions_agree": agree / len(test_images)}
+             "predictions_agree": agree / len(test_images),
+             "moving_average_differs": moving_average_differs}
   if not np.isfinite(largest) or largest > config.tolerance:
     loss_diff, loss_step = worst["loss"]
     weight_diff, weight_step = worst["weights"]
@@ -181,3 +196,54 @@ def _lockstep(config, dataset, trainer, tf1, steps_per_epoch, out):
 def _g(value):
   """0 as "0", anything else in 3 significant digits."""
   return "0" if value == 0 else f"{value:.3g}"
+
+
+def keras_rmsprop_first_step(recipe, images_uint8, labels):
+  """Measures the first step of TF1's RMSProp and of Keras's real RMSprop.
+
+  Both start from `model.ConvNet(seed=recipe.seed)` and take one step on the
+  same batch (dropout off), with the recipe's learning rate and decay:
+  `optim.RMSProp` (TF1's rule, mean square from ones, epsilon 1e-10) and
+  `keras.optimizers.RMSprop` (mean square from zeros, its default epsilon
+  1e-7, inside the square root in Keras 3).
+
+  Args:
+    recipe: a `config.TrainConfig` (seed, init_stddev, learning_rate, decay).
+    images_uint8: uint8 [B, 32, 32, 3], one batch.
+    labels: int32 [B].
+
+  Returns:
+    {weight name: {"gradient": median |g|, "tf1": median |step| of TF1's
+    rule, "keras": median |step| of Keras's}} (medians over the weight's
+    entries).
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from tf_raw import model as model_lib  # pylint: disable=g-import-not-at-top
+  from tf_raw import optim  # pylint: disable=g-import-not-at-top
+  from tf_raw import step as step_lib  # pylint: disable=g-import-not-at-top
+
+  step_lib.check_uint8(images_uint8)
+  net = model_lib.ConvNet(recipe.init_stddev, seed=recipe.seed)
+  with tf.GradientTape() as tape:
+    batch_loss = step_lib.loss(net, images_uint8, labels)
+  gradients = tape.gradient(batch_loss, net.weights)
+  # Each optimizer updates a copy that starts at ZERO, so the copy's new
+  # value is exactly minus its step: added to the real weights (~1e-2), a
+  # TF1 step below half a float32 ulp (~5e-10) would not show at all.
+  tf1_weights = [tf.Variable(tf.zeros_like(w)) for w in net.weights]
+  keras_weights = [tf.Variable(tf.zeros_like(w)) for w in net.weights]
+  optim.RMSProp(tf1_weights, recipe.learning_rate, recipe.decay).apply(
+      gradients)
+  keras.optimizers.RMSprop(
+      learning_rate=recipe.learning_rate, rho=recipe.decay).apply_gradients(
+          zip(gradients, keras_weights))
+  result = {}
+  for name, grad, tf1_w, keras_w in zip(
+      model_lib.WEIGHT_SHAPES, gradients, tf1_weights, keras_weights):
+    result[name] = {
+        "gradient": float(np.median(np.abs(grad.numpy()))),
+        "tf1": float(np.median(np.abs(tf1_w.numpy()))),
+        "keras": float(np.median(np.abs(keras_w.numpy())))}
+  return result
