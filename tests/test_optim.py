@@ -125,3 +125,86 @@ class MovingAverageTest(tf.test.TestCase):
       ours_var.assign(value)
       optim.update_moving_average([ours_avg], [ours_var], 0.9, index)
     self.assertAllClose(ours_avg, expected, rtol=1e-6, atol=1e-7)
+
+
+class MovingAverageScheduleTest(tf.test.TestCase):
+  """The decay cap min(decay, (1 + step) / (10 + step)) must bind.
+
+  With decay 0.9 the schedule (1 + step) / (10 + step) is below 0.9 until step
+  80, and decay 0.9 is the smaller from then on, so 120 updates cover both regimes: a moving
+  average that ignored `decay` (schedule only) or the schedule (decay only)
+  ends elsewhere.
+  """
+
+  DECAY = 0.9
+  STEPS = 120
+
+  def _values(self):
+    return np.random.default_rng(1).standard_normal(
+        (self.STEPS, 6)).astype(np.float32)
+
+  def _ours(self, values):
+    variable, average = tf.Variable(values[0]), tf.Variable(values[0] + 1.0)
+    for step, value in enumerate(values):
+      variable.assign(value)
+      optim.update_moving_average([average], [variable], self.DECAY,
+                                  tf.constant(step, tf.int64))
+    return average.numpy()
+
+  def test_cap_binds_from_step_80_against_hand_computation(self):
+    values = self._values()
+    self.assertLess((1 + 79) / (10 + 79), self.DECAY)
+    self.assertEqual((1 + 80) / (10 + 80), self.DECAY)
+    self.assertGreater((1 + 81) / (10 + 81), self.DECAY)
+    expected = values[0].astype(np.float64) + 1.0
+    schedule_only = expected.copy()
+    for step, value in enumerate(values):
+      decay = min(self.DECAY, (1.0 + step) / (10.0 + step))
+      expected = decay * expected + (1 - decay) * value
+      schedule = (1.0 + step) / (10.0 + step)
+      schedule_only = schedule * schedule_only + (1 - schedule) * value
+    ours = self._ours(values)
+    self.assertAllClose(ours, expected, rtol=1e-5, atol=1e-6)
+    # The two readings differ by far more than the tolerance.
+    self.assertGreater(np.max(np.abs(expected - schedule_only)), 1e-2)
+
+  def test_fused_update_is_bit_identical_to_the_three_pass_form(self):
+    # BUILD.md: one ResourceApplyGradientDescent does the same float32
+    # operations as avg -= (1 - d) * (avg - var). Exact equality, step by step.
+    values = self._values()
+    average = values[0] + 1.0
+    ours_var, ours_avg = tf.Variable(values[0]), tf.Variable(average)
+    for step, value in enumerate(values):
+      ours_var.assign(value)
+      optim.update_moving_average([ours_avg], [ours_var], self.DECAY,
+                                  tf.constant(step, tf.int64))
+      step_f = np.float32(step)
+      decay = np.minimum(np.float32(self.DECAY),
+                         (np.float32(1) + step_f) / (np.float32(10) + step_f))
+      average = average - (np.float32(1) - decay) * (average - value)
+      self.assertEqual(average.dtype, np.float32)
+      self.assertAllEqual(ours_avg, average)
+
+  def test_bit_identical_to_tf1_exponential_moving_average_past_the_cap(self):
+    values = self._values()
+    graph = tf.Graph()
+    with graph.as_default():
+      var = tf.compat.v1.Variable(values[0], use_resource=True)
+      step = tf.compat.v1.placeholder(tf.int64, [])
+      new_value = tf.compat.v1.placeholder(tf.float32, [6])
+      assign = var.assign(new_value)
+      ema = tf.compat.v1.train.ExponentialMovingAverage(self.DECAY,
+                                                        num_updates=step)
+      update = ema.apply([var])
+      with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for index, value in enumerate(values):
+          sess.run(assign, {new_value: value})
+          sess.run(update, {step: index})
+        expected = sess.run(ema.average(var))
+    ours_var, ours_avg = tf.Variable(values[0]), tf.Variable(values[0])
+    for index, value in enumerate(values):
+      ours_var.assign(value)
+      optim.update_moving_average([ours_avg], [ours_var], self.DECAY,
+                                  tf.constant(index, tf.int64))
+    self.assertAllEqual(ours_avg, expected)
