@@ -9,7 +9,8 @@ ARGS   ?=
 # Where `make tensorboard` looks for runs (each run's train/ and test/).
 LOGDIR ?= runs
 
-.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak
+.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak \
+        mutants
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -57,5 +58,22 @@ bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
 soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.
 	$(PY) -m tf_raw.run_folder.soak $(ARGS)
 
+# `make mutants`: each lesson module with the fast tests that cover it. A
+# mutant is killed when its tests fail; -x stops at the first failure.
+MUTANT_MODULES ?= optim model step loop data
+MUTANT_TESTS_optim := tests/test_optim.py
+MUTANT_TESTS_model := tests/test_model.py
+MUTANT_TESTS_step  := tests/test_step.py
+MUTANT_TESTS_loop  := tests/test_loop.py -k "not Learning"
+MUTANT_TESTS_data  := tests/test_data.py tests/test_cifar_format.py
+MUTMUT := $(VENV)/bin/mutmut
+
+mutants: install  ## Mutation testing of the lesson modules (slow: see BUILD.md).
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(foreach module,$(MUTANT_MODULES),$(MUTMUT) run --no-progress \
+	  --simple-output --paths-to-mutate tf_raw/$(module).py \
+	  --runner '$(PY) -m pytest -x -q $(MUTANT_TESTS_$(module))'; )
+	$(MUTMUT) results
+
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs .mutmut-cache
