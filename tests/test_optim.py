@@ -64,6 +64,32 @@ class RMSPropTest(tf.test.TestCase):
         mean_square + 1e-10)
     self.assertAllClose(var, expected, rtol=1e-6)
 
+  def test_defaults_are_tf1s_over_two_steps_by_hand(self):
+    # Two steps, so a default momentum other than 0 would show (the first
+    # step's momentum slot starts at zero either way).
+    var = tf.Variable([1.0, -2.0, 3.0])
+    optimizer = optim.RMSProp([var])
+    self.assertEqual((optimizer.learning_rate, optimizer.decay,
+                      optimizer.momentum, optimizer.epsilon),
+                     (0.001, 0.9, 0.0, 1e-10))
+    expected = np.array([1.0, -2.0, 3.0])
+    mean_square, moment = np.ones(3), np.zeros(3)
+    for grad in ([0.5, -0.1, 2.0], [0.3, 0.2, -1.0]):
+      grad = np.array(grad, np.float32)
+      optimizer.apply([tf.constant(grad)])
+      mean_square = 0.9 * mean_square + 0.1 * grad**2
+      moment = 0.0 * moment + 0.001 * grad / np.sqrt(mean_square + 1e-10)
+      expected = expected - moment
+    self.assertAllClose(var, expected, rtol=1e-6)
+
+  def test_slots_are_named_after_their_variables(self):
+    net = model_lib.ConvNet(seed=0)
+    optimizer = optim.RMSProp(net.weights)
+    self.assertEqual([v.name for v in optimizer.mean_squares[:2]],
+                     ["rmsprop/w_c1_ms:0", "rmsprop/w_c2_ms:0"])
+    self.assertEqual([v.name for v in optimizer.moments[-1:]],
+                     ["rmsprop/w_o_mom:0"])
+
   def test_slots_start_at_ones_and_zeros(self):
     net = model_lib.ConvNet(seed=0)
     optimizer = optim.RMSProp(net.weights)
