@@ -71,7 +71,8 @@ MUTMUT := $(VENV)/bin/mutmut
 mutants: install  ## Mutation testing of the lesson modules (slow: see BUILD.md).
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(foreach module,$(MUTANT_MODULES),$(MUTMUT) run --no-progress \
-	  --simple-output --paths-to-mutate tf_raw/$(module).py \
+	  --simple-output --test-time-multiplier=4 \
+	  --paths-to-mutate tf_raw/$(module).py \
 	  --runner '$(PY) -m pytest -x -q $(MUTANT_TESTS_$(module))'; )
 	$(MUTMUT) results
 
