@@ -96,6 +96,11 @@ class RMSPropTest(tf.test.TestCase):
     for ms, mom in zip(optimizer.mean_squares, optimizer.moments):
       self.assertAllEqual(ms, tf.ones_like(ms))
       self.assertAllEqual(mom, tf.zeros_like(mom))
+    # Not trainable: a tape never watches them, and trainable_variables
+    # lists the weights alone.
+    self.assertFalse([slot.name for slot in
+                      optimizer.mean_squares + optimizer.moments
+                      if slot.trainable])
 
   def test_keras_rmsprop_is_a_different_optimizer(self):
     # Keras 3 starts the mean square at ZEROS (epsilon 1e-7, inside the sqrt):
