@@ -59,7 +59,9 @@ soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minu
 	$(PY) -m tf_raw.run_folder.soak $(ARGS)
 
 # `make mutants`: each lesson module with the fast tests that cover it. A
-# mutant is killed when its tests fail; -x stops at the first failure.
+# mutant is killed when its tests fail; -x stops at the first failure. The
+# bytecode of the mutated modules is deleted before each mutant: one of the
+# same length, written within the same second, could run the stale .pyc.
 MUTANT_MODULES ?= optim model step loop data
 MUTANT_TESTS_optim := tests/test_optim.py
 MUTANT_TESTS_model := tests/test_model.py
@@ -73,6 +75,7 @@ mutants: install  ## Mutation testing of the lesson modules (slow: see BUILD.md)
 	$(foreach module,$(MUTANT_MODULES),$(MUTMUT) run --no-progress \
 	  --simple-output --test-time-multiplier=4 \
 	  --paths-to-mutate tf_raw/$(module).py \
+	  --pre-mutation 'rm -rf tf_raw/__pycache__' \
 	  --runner '$(PY) -m pytest -x -q $(MUTANT_TESTS_$(module))'; )
 	$(MUTMUT) results
 
