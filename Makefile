@@ -9,7 +9,8 @@ ARGS   ?=
 # Where `make tensorboard` looks for runs (each run's train/ and test/).
 LOGDIR ?= runs
 
-.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak plot notebook
+.PHONY: help install train test bench clean compare graph tensorboard explore export predict soak \
+        plot notebook mutants
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -64,5 +65,26 @@ bench: install  ## Time training against the TF1 graph, Keras, PyTorch (~5 min).
 soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.
 	$(PY) -m tf_raw.run_folder.soak $(ARGS)
 
+# `make mutants`: each lesson module with the fast tests that cover it. A
+# mutant is killed when its tests fail; -x stops at the first failure. The
+# bytecode of the mutated modules is deleted before each mutant: one of the
+# same length, written within the same second, could run the stale .pyc.
+MUTANT_MODULES ?= optim model step loop data
+MUTANT_TESTS_optim := tests/test_optim.py
+MUTANT_TESTS_model := tests/test_model.py
+MUTANT_TESTS_step  := tests/test_step.py
+MUTANT_TESTS_loop  := tests/test_loop.py -k "not Learning"
+MUTANT_TESTS_data  := tests/test_data.py tests/test_cifar_format.py
+MUTMUT := $(VENV)/bin/mutmut
+
+mutants: install  ## Mutation testing of the lesson modules (slow: see BUILD.md).
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(foreach module,$(MUTANT_MODULES),$(MUTMUT) run --no-progress \
+	  --simple-output --test-time-multiplier=4 \
+	  --paths-to-mutate tf_raw/$(module).py \
+	  --pre-mutation 'rm -rf tf_raw/__pycache__' \
+	  --runner '$(PY) -m pytest -x -q $(MUTANT_TESTS_$(module))'; )
+	$(MUTMUT) results
+
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs .mutmut-cache

@@ -253,16 +253,19 @@ DATA_CASES = {
         r"cifar-10-python\.tar\.gz again or point --data_dir elsewhere\."),
     "partial_folder_no_meta": (
         _without("batches.meta"),
-        r"{d}/cifar-10-batches-py has no batches\.meta; .*"),
+        r"{d}/cifar-10-batches-py has no batches\.meta; a CIFAR-10 folder holds "
+        r"data_batch_1\.\.5, test_batch and batches\.meta, so extract "
+        r"cifar-10-python\.tar\.gz again or point --data_dir elsewhere\."),
     "truncated_batch": (
         _with_batch_file("data_batch_3", _truncated),
         r"{d}/cifar-10-batches-py/data_batch_3 is not a readable CIFAR-10 "
-        r"batch \(truncated or corrupt: .*\), so delete it and extract or "
-        r"download CIFAR-10 again\."),
+        r"batch \(truncated or corrupt: EOFError: Ran out of input\), so delete "
+        r"it and extract or download CIFAR-10 again\."),
     "empty_batch_file": (
         _with_batch_file("data_batch_1", lambda path: b""),
         r"{d}/cifar-10-batches-py/data_batch_1 is not a readable CIFAR-10 "
-        r"batch \(truncated or corrupt: EOFError: .*"),
+        r"batch \(truncated or corrupt: EOFError: Ran out of input\), so delete "
+        r"it and extract or download CIFAR-10 again\."),
     "pickle_gadget": (
         _with_batch_file("data_batch_2", _gadget),
         r"{d}/cifar-10-batches-py/data_batch_2 is not a CIFAR-10 batch and may "
@@ -271,7 +274,8 @@ DATA_CASES = {
     "pickle_gadget_in_meta": (
         _with_batch_file("batches.meta", _gadget),
         r"{d}/cifar-10-batches-py/batches\.meta is not a CIFAR-10 batch and "
-        r"may be malicious .*"),
+        r"may be malicious \(its pickle asks to call os\.system\), so delete it "
+        r"and get CIFAR-10 from the official archive again\."),
     "float_pixels": (
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(ROWS.astype(np.float32), [0, 1, 2]))),
@@ -283,12 +287,16 @@ DATA_CASES = {
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(np.zeros((3, 1024), np.uint8), [0, 1, 2]))),
         r"{d}/cifar-10-batches-py/data_batch_1 holds data of shape \(3, 1024\) "
-        r"and type uint8, .*"),
+        r"and type uint8, but a CIFAR-10 batch holds uint8 rows of 3072 values "
+        r"\(N, 3072\), so rebuild it with "
+        r"tf_raw\.tools\.cifar_writer\.write_batch\."),
     "no_images": (
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(np.zeros((0, 3072), np.uint8), []))),
         r"{d}/cifar-10-batches-py/data_batch_1 holds data of shape \(0, 3072\) "
-        r".*"),
+        r"and type uint8, but a CIFAR-10 batch holds uint8 rows of 3072 values "
+        r"\(N, 3072\), so rebuild it with "
+        r"tf_raw\.tools\.cifar_writer\.write_batch\."),
     "label_out_of_range": (
         _with_batch_file("data_batch_4", _python3_pickle(
             _batch(ROWS, [0, 1, 12]))),
@@ -298,7 +306,9 @@ DATA_CASES = {
     "negative_label": (
         _with_batch_file("test_batch", _python3_pickle(
             _batch(ROWS, [-1, 0, 1]))),
-        r"{d}/cifar-10-batches-py/test_batch has label -1 at index 0, .*"),
+        r"{d}/cifar-10-batches-py/test_batch has label -1 at index 0, outside "
+        r"0\.\.9, so the file is corrupt: rebuild it or extract CIFAR-10 "
+        r"again\."),
     "too_few_labels": (
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(ROWS, [0, 1]))),
@@ -309,7 +319,8 @@ DATA_CASES = {
         _with_batch_file("data_batch_1", _python3_pickle(
             _batch(ROWS, [0.5, 1.0, 2.0]))),
         r"{d}/cifar-10-batches-py/data_batch_1 has 3 images but its labels "
-        r"are not 3 integers \(got shape \(3,\), type float64\), .*"),
+        r"are not 3 integers \(got shape \(3,\), type float64\), so rebuild it "
+        r"with tf_raw\.tools\.cifar_writer\.write_batch\."),
     "not_a_dict": (
         _with_batch_file("data_batch_1", _python3_pickle([ROWS, [0, 1, 2]])),
         r"{d}/cifar-10-batches-py/data_batch_1 is not a CIFAR-10 batch "
@@ -329,7 +340,8 @@ DATA_CASES = {
         _archive(lambda files, folder: files.update(
             {f"{folder}/escaped": b"boom"})),
         r"{d}/cifar-10-python\.tar\.gz contains the unsafe path "
-        r"'{d}/escaped', .*"),
+        r"'{d}/escaped', so it is not the official CIFAR-10 archive; delete it "
+        r"and download it again\."),
     "archive_symlink": (
         _archive(_replaced_by("data_batch_1", symlinks=[
             (f"{BATCHES}/data_batch_1", "/etc/passwd")])),
@@ -340,7 +352,8 @@ DATA_CASES = {
         _archive(_replaced_by("data_batch_1", hardlinks=[
             (f"{BATCHES}/data_batch_1", f"{BATCHES}/data_batch_2")])),
         r"{d}/cifar-10-python\.tar\.gz contains the link "
-        r"'cifar-10-batches-py/data_batch_1', .*"),
+        r"'cifar-10-batches-py/data_batch_1', so it is not the official "
+        r"CIFAR-10 archive; delete it and download it again\."),
     "archive_missing_member": (
         _archive(_replaced_by("test_batch")),
         r"{d}/cifar-10-python\.tar\.gz lacks test_batch under "
@@ -350,20 +363,26 @@ DATA_CASES = {
         _archive(_replaced_by("data_batch_5", directories=[
             BATCHES, f"{BATCHES}/data_batch_5"])),
         r"{d}/cifar-10-python\.tar\.gz holds 'cifar-10-batches-py/"
-        r"data_batch_5' as something other than a regular file, .*"),
+        r"data_batch_5' as something other than a regular file, so it is not "
+        r"the official CIFAR-10 archive; delete it and download it again\."),
     "archive_with_gadget": (
         _archive(_add(f"{BATCHES}/data_batch_1", lambda folder: (
             cifar_fixtures.os_system_gadget(f"touch {folder}/gadget_ran")))),
-        r".*/cifar-10-batches-py/data_batch_1 is not a CIFAR-10 batch and may "
-        r"be malicious \(its pickle asks to call os\.system\), .*"),
+        # Found while unpacking, in the cache's temporary folder (random name).
+        r"{d}/cache/\.unpacking-[a-z0-9_]{{8}}/cifar-10-batches-py/data_batch_1 "
+        r"is not a CIFAR-10 batch and may be malicious \(its pickle asks to "
+        r"call os\.system\), so delete it and get CIFAR-10 from the official "
+        r"archive again\."),
     "archive_not_gzip": (
         _archive(lambda files, folder: {"raw": lambda _: os.urandom(4096)}),
-        r"Could not unpack {d}/cifar-10-python\.tar\.gz \(.*\); it is damaged "
-        r"or incomplete, so delete it and download it again\."),
+        r"Could not unpack {d}/cifar-10-python\.tar\.gz \(ReadError: not a "
+        r"gzip file\); it is damaged or incomplete, so delete it and download "
+        r"it again\."),
     "archive_truncated": (
         _archive(lambda files, folder: {"raw": _tar_truncated}),
-        r"Could not unpack {d}/cifar-10-python\.tar\.gz \(.*\); it is damaged "
-        r"or incomplete, so delete it and download it again\."),
+        r"Could not unpack {d}/cifar-10-python\.tar\.gz \(EOFError: Compressed "
+        r"file ended before the end-of-stream marker was reached\); it is "
+        r"damaged or incomplete, so delete it and download it again\."),
     "offline_and_nothing_cached": (
         lambda folder: None,
         r"Could not download http://127\.0\.0\.1:\d+/cifar-10-python\.tar\.gz "
@@ -375,10 +394,12 @@ DATA_CASES = {
         r"PNG, GIF or BMP\); remove it from the folder or replace it\."),
     "image_truncated_png": (
         _image_folder(_truncated_png),
-        r"{d}/images/train/cat/0\.png is not a readable image .*"),
+        r"{d}/images/train/cat/0\.png is not a readable image \(JPEG, PNG, GIF "
+        r"or BMP\); remove it from the folder or replace it\."),
     "image_empty_file": (
         _image_folder(_write_file("test/cat/empty.jpg", b"")),
-        r"{d}/images/test/cat/empty\.jpg is not a readable image .*"),
+        r"{d}/images/test/cat/empty\.jpg is not a readable image \(JPEG, PNG, "
+        r"GIF or BMP\); remove it from the folder or replace it\."),
     "image_test_class_not_in_train": (
         _image_folder(lambda images: os.makedirs(
             os.path.join(images, "test", "horse"))),

@@ -235,3 +235,26 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path,
     run_dir.write_atomically(str(path), "new")
   assert path.read_text() == "old"
   assert os.listdir(tmp_path) == ["run_config.json"]  # No temporary file.
+
+
+def test_checkpoints_are_ordered_by_step_not_by_name(tmp_path):
+  # By name, "ckpt-8" sorts after "ckpt-12" and "ckpt-100": the newest is the
+  # highest step, whatever its number of digits.
+  model_dir = str(tmp_path / "run")
+  os.makedirs(model_dir)
+  for step in (8, 12, 100, 9):
+    open(_prefix(model_dir, step) + ".index", "wb").close()
+  store = checkpoints.CheckpointStore(tf.train.Checkpoint(), model_dir, 3)
+  assert store.candidates() == [_prefix(model_dir, step)
+                                for step in (100, 12, 9, 8)]
+
+
+def test_restore_takes_the_highest_step_across_a_digit_boundary(run_copy):
+  # ckpt-6 renamed ckpt-12 (the index file lost, so only the files count):
+  # restore must pick ckpt-12 over ckpt-8 and ckpt-7.
+  for suffix in (".index", ".data-00000-of-00001"):
+    os.rename(_prefix(run_copy, 6) + suffix, _prefix(run_copy, 12) + suffix)
+  os.remove(os.path.join(run_copy, "checkpoint"))
+  trainer = _trainer(run_copy)
+  assert trainer.checkpoints.restore() == _prefix(run_copy, 12)
+  assert int(trainer.learner.global_step.numpy()) == 6

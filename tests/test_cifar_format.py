@@ -5,11 +5,13 @@ plain `pickle.loads(..., encoding="bytes")`, the reader the CIFAR-10 page
 itself recommends, for the values.
 """
 
+import io
 import os
 import pathlib
 import pickle
 import pickletools
 import shlex
+import struct
 import warnings
 
 import numpy as np
@@ -29,6 +31,55 @@ PY2_OPCODES = {
 }
 PY2_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray",
                "numpy dtype"}
+
+
+class _Py2StylePickler(pickle._Pickler):  # pylint: disable=protected-access
+  """An independent writer: Python's own pickler, taught what Python 2 wrote.
+
+  The pure-Python pickler of the standard library, at protocol 2, with three
+  changes that make it write what CPython 2's cPickle and NumPy 1.x did:
+  `bytes` and `str` as Python 2 `str` (SHORT_BINSTRING / BINSTRING), NumPy's
+  `_reconstruct` under its NumPy 1.x module name, and the dtype's
+  (kind, align, copy) arguments as the ints 0 and 1 NumPy 1.x gave. Like
+  cPickle (and unlike `cifar_writer`), it memoizes: BINPUT after objects,
+  BINGET for an object met twice.
+  """
+
+  dispatch = dict(pickle._Pickler.dispatch)  # pylint: disable=protected-access
+
+  def save_py2_str(self, obj):
+    if isinstance(obj, str):
+      obj = obj.encode("ascii")
+    if len(obj) < 256:
+      self.write(pickle.SHORT_BINSTRING + struct.pack("<B", len(obj)) + obj)
+    else:
+      self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+    self.memoize(obj)
+
+  dispatch[bytes] = save_py2_str
+  dispatch[str] = save_py2_str
+
+  def save_global(self, obj, name=None):
+    if obj is _RECONSTRUCT:
+      self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+      self.memoize(obj)
+    else:
+      super().save_global(obj, name)
+
+  def reducer_override(self, obj):
+    if isinstance(obj, np.dtype):
+      constructor, (kind, align, copy), state = obj.__reduce__()
+      return constructor, (kind, int(align), int(copy)), state
+    return NotImplemented
+
+
+_RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]
+
+
+def _py2_style_dumps(obj):
+  buffer = io.BytesIO()
+  _Py2StylePickler(buffer, protocol=2).dump(obj)
+  return buffer.getvalue()
 
 
 def _rows(num_images, seed=0):
@@ -58,6 +109,52 @@ def test_writer_emits_only_python2_opcodes_and_globals():
   assert globals_ == PY2_GLOBALS
   assert "BINSTRING" in opcodes  # The 9216 raw array bytes, a py2 str.
   assert payload.startswith(b"\x80\x02}")  # PROTO 2, EMPTY_DICT.
+
+
+@pytest.mark.parametrize("num_images", [1, 1001])
+def test_writer_bytes_equal_an_independent_py2_pickle_minus_memo_opcodes(
+    num_images):
+  # What "byte for byte" means: the writer's bytes are exactly those of the
+  # independent writer above once pickletools.optimize has dropped its
+  # (unused) BINPUT memo opcodes, the one thing cPickle wrote that the writer
+  # leaves out.
+  rows = _rows(num_images, seed=num_images)
+  labels = [int(label) for label in np.arange(num_images) % 10]
+  names = [f"img_{index}.png" for index in range(num_images)]
+  ours = cifar_writer.encode_batch(rows, labels, "testing batch 1 of 1",
+                                   names)
+  theirs = _py2_style_dumps({
+      b"batch_label": b"testing batch 1 of 1", b"labels": labels,
+      b"data": rows, b"filenames": [name.encode() for name in names]})
+  assert "BINPUT" in _opcodes_and_globals(theirs)[0]
+  assert ours != theirs
+  assert pickletools.optimize(theirs) == ours
+  meta = _py2_style_dumps({
+      b"num_cases_per_batch": 10000,
+      b"label_names": [name.encode() for name in data.CLASS_NAMES],
+      b"num_vis": 3072})
+  assert pickletools.optimize(meta) == cifar_writer.encode_meta()
+
+
+def test_reader_reads_independent_py2_pickles_with_memo_opcodes(tmp_path):
+  # Not the project's writer: BINPUT after objects, and BINGET where the same
+  # filename object comes twice, as cPickle wrote them.
+  rows, labels = _rows(5, seed=3), [3, 1, 4, 1, 5]
+  shared_name = b"same.png"
+  payload = _py2_style_dumps({
+      b"batch_label": b"training batch 3 of 5", b"labels": labels,
+      b"data": rows, b"filenames": [shared_name] * 5})
+  opcodes, globals_ = _opcodes_and_globals(payload)
+  assert {"BINPUT", "BINGET"} <= opcodes <= PY2_OPCODES
+  assert globals_ == PY2_GLOBALS
+  read_rows, read_labels = data.read_batch(_write(tmp_path, payload))
+  np.testing.assert_array_equal(read_rows, rows)
+  np.testing.assert_array_equal(read_labels, labels)
+  names = [name.encode() for name in ("plane", "car", "bird")]
+  meta = _py2_style_dumps({b"num_cases_per_batch": 10000,
+                           b"label_names": names, b"num_vis": 3072})
+  assert data.read_meta(_write(tmp_path, meta, "batches.meta")) == (
+      "plane", "car", "bird")
 
 
 def test_python3_pickler_fails_the_same_check():

@@ -20,6 +20,23 @@ def _config(model_dir, **overrides):
   return config_lib.TrainConfig(**settings)
 
 
+def _loss_lines(lines):
+  """'epoch 2/2  loss 2.3026' of each progress line (speed and times cut)."""
+  return ["  ".join(line.split("  ")[:2]) for line in lines
+          if line.startswith("epoch ") and "  loss " in line]
+
+
+class _StopAt(loop.Hook):
+  """Asks the trainer to stop, as a signal would, once `step` is reached."""
+
+  def __init__(self, step):
+    self.step = step
+
+  def after_step(self, trainer, step):
+    if step >= self.step:
+      trainer.stop_reason = "SIGINT"
+
+
 class EpochOrderTest(tf.test.TestCase):
 
   def test_notebook_loop_runs_390_steps_and_drops_80_images(self):
@@ -126,24 +143,27 @@ class TrainerTest(tf.test.TestCase):
     self.assertEqual(records[-1]["test_images"], 200)
 
   def test_restart_resumes_exactly_mid_epoch(self):
-    straight, _ = self._trainer("straight")
+    # Checkpoints every 5 steps, so that calls end at steps 5, 10, 11, 15...
+    straight, straight_lines = self._trainer("straight",
+                                             checkpoint_every_steps=5)
     straight.run()
-    # A second run stops after 15 steps (mid-epoch 2), then a fresh Trainer
-    # on the same folder finishes it.
-    interrupted, _ = self._trainer("resumed", checkpoint_every_steps=15)
-    images, labels = self.dataset.train_images, self.dataset.train_labels
-    for step in range(15):
-      epoch, batch = divmod(step, interrupted.steps_per_epoch)
-      order = loop.epoch_order(0, epoch, len(labels))[batch * 32:][:32]
-      interrupted.learner.train_step(images[order], labels[order])
-    interrupted.checkpoints.manager.save(checkpoint_number=15)
-    resumed, lines = self._trainer("resumed")
+    # A second run is stopped (as by Ctrl-C) after step 15, 4 steps into
+    # epoch 2 of 11 steps; a fresh Trainer on the same folder finishes it.
+    interrupted, _ = self._trainer("resumed", checkpoint_every_steps=5)
+    interrupted.hooks.append(_StopAt(15))
+    with self.assertRaises(SystemExit):
+      interrupted.run()
+    resumed, lines = self._trainer("resumed", checkpoint_every_steps=5)
     resumed.run()
     self.assertIn("at step 15 (epoch 1)", lines[0])
     self.assertEqual(int(resumed.learner.global_step.numpy()), 22)
     for a, b in zip(straight.checkpoint.model.weights,
                     resumed.checkpoint.model.weights):
       self.assertAllClose(a, b, rtol=1e-6, atol=1e-7)
+    # The printed line of the resumed epoch averages all 11 of its steps,
+    # the 4 before the restart included: the straight run's line.
+    self.assertEqual(_loss_lines(lines), _loss_lines(straight_lines)[1:])
+    self.assertLen(_loss_lines(lines), 1)
 
   def test_finished_run_does_nothing_and_says_so(self):
     first, _ = self._trainer("done", epochs=1)

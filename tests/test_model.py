@@ -1,5 +1,7 @@
 """ConvNet: shapes, parameter count, dropout, and the TF1 forward pass as oracle."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 
@@ -78,14 +80,30 @@ class ConvNetTest(tf.test.TestCase):
     self.assertNotAllClose(run([0, 5]), run([0, 6]))
     self.assertNotAllClose(run([0, 5]), net(images))
 
-  def test_dropout_keeps_the_expected_fraction_and_rescales(self):
-    # The same op the model uses, on ones: kept values are 1 / keep_prob.
-    ones = tf.ones([200_000])
-    dropped = tf.nn.experimental.stateless_dropout(ones, rate=0.2,
-                                                   seed=[3, 4]).numpy()
-    kept = dropped != 0
-    self.assertAllClose(kept.mean(), 0.8, atol=0.005)
-    self.assertAllClose(dropped[kept], np.full(kept.sum(), 1 / 0.8))
+  def test_model_dropout_keeps_keep_prob_and_rescales_by_its_inverse(self):
+    # The model's own masks, caught as they are applied (the one multiply
+    # named "dropout" per layer): TF1's keep_prob is the fraction KEPT, and
+    # kept values are scaled by 1 / keep_prob. 0.8 and 0.3, not 0.5, so that
+    # a mask built from rate where 1 - keep_prob belongs keeps the wrong share.
+    net = model_lib.ConvNet(init_stddev=0.1, seed=0)
+    images = tf.random.stateless_uniform([32, 32, 32, 3], seed=[1, 2])
+    masks = {}
+    multiply = tf.math.multiply
+
+    def spy(x, y, name=None):
+      if name == "dropout":
+        masks[len(masks)] = y.numpy()
+      return multiply(x, y, name=name)
+
+    with mock.patch.object(tf.math, "multiply", spy):
+      net(images, 0.8, 0.3, tf.constant([4, 7], tf.int64))
+    self.assertLen(masks, 5)  # conv1, conv2, conv3, flat, hidden.
+    for index, mask in masks.items():
+      keep = 0.3 if index == 4 else 0.8
+      kept = mask != 0
+      self.assertAllClose(kept.mean(), keep, atol=0.02, msg=f"mask {index}")
+      self.assertAllClose(mask[kept], np.full(kept.sum(), 1 / keep,
+                                              np.float32))
 
   def test_scale_images_maps_uint8_to_unit_interval(self):
     images = tf.constant([[[[0, 51, 255]]]], tf.uint8)

@@ -67,12 +67,43 @@ class RMSPropTest(tf.test.TestCase):
         mean_square + 1e-10)
     self.assertAllClose(var, expected, rtol=1e-6)
 
+  def test_defaults_are_tf1s_over_two_steps_by_hand(self):
+    # Two steps, so a default momentum other than 0 would show (the first
+    # step's momentum slot starts at zero either way).
+    var = tf.Variable([1.0, -2.0, 3.0])
+    optimizer = optim.RMSProp([var])
+    self.assertEqual((optimizer.learning_rate, optimizer.decay,
+                      optimizer.momentum, optimizer.epsilon),
+                     (0.001, 0.9, 0.0, 1e-10))
+    expected = np.array([1.0, -2.0, 3.0])
+    mean_square, moment = np.ones(3), np.zeros(3)
+    for grad in ([0.5, -0.1, 2.0], [0.3, 0.2, -1.0]):
+      grad = np.array(grad, np.float32)
+      optimizer.apply([tf.constant(grad)])
+      mean_square = 0.9 * mean_square + 0.1 * grad**2
+      moment = 0.0 * moment + 0.001 * grad / np.sqrt(mean_square + 1e-10)
+      expected = expected - moment
+    self.assertAllClose(var, expected, rtol=1e-6)
+
+  def test_slots_are_named_after_their_variables(self):
+    net = model_lib.ConvNet(seed=0)
+    optimizer = optim.RMSProp(net.weights)
+    self.assertEqual([v.name for v in optimizer.mean_squares[:2]],
+                     ["rmsprop/w_c1_ms:0", "rmsprop/w_c2_ms:0"])
+    self.assertEqual([v.name for v in optimizer.moments[-1:]],
+                     ["rmsprop/w_o_mom:0"])
+
   def test_slots_start_at_ones_and_zeros(self):
     net = model_lib.ConvNet(seed=0)
     optimizer = optim.RMSProp(net.weights)
     for ms, mom in zip(optimizer.mean_squares, optimizer.moments):
       self.assertAllEqual(ms, tf.ones_like(ms))
       self.assertAllEqual(mom, tf.zeros_like(mom))
+    # Not trainable: a tape never watches them, and trainable_variables
+    # lists the weights alone.
+    self.assertFalse([slot.name for slot in
+                      optimizer.mean_squares + optimizer.moments
+                      if slot.trainable])
 
   def test_keras_rmsprop_first_step_at_initialisation_is_3000x_tf1s(self):
     # The real first step of the network at its initial weights, measured
@@ -147,3 +178,86 @@ class MovingAverageTest(tf.test.TestCase):
       ours_var.assign(value)
       optim.update_moving_average([ours_avg], [ours_var], 0.9, index)
     self.assertAllClose(ours_avg, expected, rtol=1e-6, atol=1e-7)
+
+
+class MovingAverageScheduleTest(tf.test.TestCase):
+  """The decay cap min(decay, (1 + step) / (10 + step)) must bind.
+
+  With decay 0.9 the schedule (1 + step) / (10 + step) is below 0.9 until step
+  80, and decay 0.9 is the smaller from then on, so 120 updates cover both regimes: a moving
+  average that ignored `decay` (schedule only) or the schedule (decay only)
+  ends elsewhere.
+  """
+
+  DECAY = 0.9
+  STEPS = 120
+
+  def _values(self):
+    return np.random.default_rng(1).standard_normal(
+        (self.STEPS, 6)).astype(np.float32)
+
+  def _ours(self, values):
+    variable, average = tf.Variable(values[0]), tf.Variable(values[0] + 1.0)
+    for step, value in enumerate(values):
+      variable.assign(value)
+      optim.update_moving_average([average], [variable], self.DECAY,
+                                  tf.constant(step, tf.int64))
+    return average.numpy()
+
+  def test_cap_binds_from_step_80_against_hand_computation(self):
+    values = self._values()
+    self.assertLess((1 + 79) / (10 + 79), self.DECAY)
+    self.assertEqual((1 + 80) / (10 + 80), self.DECAY)
+    self.assertGreater((1 + 81) / (10 + 81), self.DECAY)
+    expected = values[0].astype(np.float64) + 1.0
+    schedule_only = expected.copy()
+    for step, value in enumerate(values):
+      decay = min(self.DECAY, (1.0 + step) / (10.0 + step))
+      expected = decay * expected + (1 - decay) * value
+      schedule = (1.0 + step) / (10.0 + step)
+      schedule_only = schedule * schedule_only + (1 - schedule) * value
+    ours = self._ours(values)
+    self.assertAllClose(ours, expected, rtol=1e-5, atol=1e-6)
+    # The two readings differ by far more than the tolerance.
+    self.assertGreater(np.max(np.abs(expected - schedule_only)), 1e-2)
+
+  def test_fused_update_is_bit_identical_to_the_three_pass_form(self):
+    # BUILD.md: one ResourceApplyGradientDescent does the same float32
+    # operations as avg -= (1 - d) * (avg - var). Exact equality, step by step.
+    values = self._values()
+    average = values[0] + 1.0
+    ours_var, ours_avg = tf.Variable(values[0]), tf.Variable(average)
+    for step, value in enumerate(values):
+      ours_var.assign(value)
+      optim.update_moving_average([ours_avg], [ours_var], self.DECAY,
+                                  tf.constant(step, tf.int64))
+      step_f = np.float32(step)
+      decay = np.minimum(np.float32(self.DECAY),
+                         (np.float32(1) + step_f) / (np.float32(10) + step_f))
+      average = average - (np.float32(1) - decay) * (average - value)
+      self.assertEqual(average.dtype, np.float32)
+      self.assertAllEqual(ours_avg, average)
+
+  def test_bit_identical_to_tf1_exponential_moving_average_past_the_cap(self):
+    values = self._values()
+    graph = tf.Graph()
+    with graph.as_default():
+      var = tf.compat.v1.Variable(values[0], use_resource=True)
+      step = tf.compat.v1.placeholder(tf.int64, [])
+      new_value = tf.compat.v1.placeholder(tf.float32, [6])
+      assign = var.assign(new_value)
+      ema = tf.compat.v1.train.ExponentialMovingAverage(self.DECAY,
+                                                        num_updates=step)
+      update = ema.apply([var])
+      with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for index, value in enumerate(values):
+          sess.run(assign, {new_value: value})
+          sess.run(update, {step: index})
+        expected = sess.run(ema.average(var))
+    ours_var, ours_avg = tf.Variable(values[0]), tf.Variable(values[0])
+    for index, value in enumerate(values):
+      ours_var.assign(value)
+      optim.update_moving_average([ours_avg], [ours_var], self.DECAY,
+                                  tf.constant(index, tf.int64))
+    self.assertAllEqual(ours_avg, expected)

@@ -61,12 +61,32 @@ def diverging_run(tmp_path_factory):
     process.communicate()
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  """The oracle: SMALL_RUN without interruption, started once, waited for by
+  `_finished`; it overlaps the first test that uses it (TF starts slowly)."""
+  model_dir = str(tmp_path_factory.mktemp("straight") / "run")
+  process = cli_fixtures.start_train(*SMALL_RUN, f"--model_dir={model_dir}")
+  yield process, model_dir
+  if process.poll() is None:
+    process.kill()
+    process.communicate()
+
+
+def _finished(straight_run):
+  process, model_dir = straight_run
+  if process.returncode is None:
+    _, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err
+  assert process.returncode == 0
+  return model_dir
+
+
 def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
-                                                         diverging_run):
+                                                         diverging_run,
+                                                         straight_run):
   del diverging_run  # Only started here, to run alongside (TF starts slowly).
-  straight_dir, resumed_dir = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  # Both start together: the straight run is the oracle.
-  straight = cli_fixtures.start_train(*SMALL_RUN, f"--model_dir={straight_dir}")
+  resumed_dir = str(tmp_path / "resumed")
   interrupted = cli_fixtures.start_train(*SMALL_RUN,
                                          f"--model_dir={resumed_dir}")
   # Step 10 is the second step of epoch 1; the signal lands during step 11
@@ -86,8 +106,7 @@ def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
   assert resumed.returncode == 0, resumed.stderr
   assert (f"ckpt-{stopped_at} at step {stopped_at} (epoch "
           f"{stopped_at // STEPS_PER_EPOCH})") in resumed.stdout
-  out, err = straight.communicate(timeout=900)
-  assert straight.returncode == 0, err
+  straight_dir = _finished(straight_run)
 
   # Same weights, slots, step and loss sum, bit for bit.
   expected = cli_fixtures.checkpoint_values(straight_dir)
@@ -107,6 +126,47 @@ def test_cli_sigint_mid_epoch_then_resume_is_bit_identical(tmp_path,
   assert _records_without_time(resumed_dir) == _records_without_time(
       straight_dir)
   assert [r["epoch"] for r in run_dir.read_metrics(resumed_dir)] == [0, 1, 2]
+
+
+def test_cli_kill_9_mid_epoch_then_resume_redoes_only_the_lost_steps(
+    tmp_path, straight_run):
+  # A real SIGKILL: no handler runs, nothing is flushed or saved. A
+  # checkpoint every 4 steps: the restart goes back to the newest one (step
+  # 12, mid-epoch 1, if the kill lands in steps 13 to 15) and runs the steps
+  # after it again, on the same batches, ending where the straight run ends.
+  model_dir = str(tmp_path / "killed")
+  flags = [flag.replace("--checkpoint_every_steps=0",
+                        "--checkpoint_every_steps=4") for flag in SMALL_RUN]
+  killed = cli_fixtures.start_train(*flags, f"--model_dir={model_dir}")
+  cli_fixtures.wait_for_step(os.path.join(model_dir, run_dir.STEP_LOG_FILE),
+                             13, killed)
+  killed.kill()
+  killed.communicate(timeout=900)
+  assert killed.returncode == -signal.SIGKILL
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  saved_step = int(checkpoint.rsplit("-", 1)[1])
+  assert saved_step >= 12 and saved_step % 4 == 0
+
+  resumed = cli_fixtures.run_train(*flags, f"--model_dir={model_dir}")
+  assert resumed.returncode == 0, resumed.stderr
+  assert (f"Resuming from {checkpoint} at step {saved_step} (epoch "
+          f"{saved_step // STEPS_PER_EPOCH})") in resumed.stdout
+  straight_dir = _finished(straight_run)
+
+  expected = cli_fixtures.checkpoint_values(straight_dir)
+  actual = cli_fixtures.checkpoint_values(model_dir)
+  assert sorted(actual) == sorted(expected)
+  for name, value in expected.items():
+    np.testing.assert_array_equal(actual[name], value, err_msg=name)
+  # Steps after the checkpoint ran twice, each time on the straight run's
+  # batch; the second session starts right after the checkpoint.
+  (straight_steps,) = _steps(straight_dir)
+  first, second = _steps(model_dir)
+  assert first[-1][0] >= 13 and second[0][0] == saved_step + 1
+  assert first == straight_steps[:len(first)]
+  assert second == straight_steps[saved_step:]
+  assert _records_without_time(model_dir) == _records_without_time(
+      straight_dir)
 
 
 def test_cli_divergence_stops_naming_the_step_and_keeps_the_checkpoint(

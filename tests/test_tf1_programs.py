@@ -57,7 +57,8 @@ class ProgramsTest(unittest.TestCase):
     cls.onednn_here = parity.onednn_enabled()
     cls.other_onednn = "0" if cls.onednn_here else "1"
     processes = {
-        "agree": _start(["tf_raw.tf1.compare", "--steps=4", "--tolerance=0",
+        # 50 steps, as the README claims for both settings.
+        "agree": _start(["tf_raw.tf1.compare", "--steps=50", "--tolerance=0",
                          *TINY_DATA],
                         {"TF_ENABLE_ONEDNN_OPTS": cls.other_onednn}),
         "diverge": _start(["tf_raw.tf1.compare", "--steps=2",
@@ -87,14 +88,14 @@ class ProgramsTest(unittest.TestCase):
     self.assertIn(f"oneDNN {state}.", lines[1])
     self.assertIn("dropout off", lines[1])
     steps = [line.split() for line in lines if line[:5].strip().isdigit()]
-    self.assertEqual([int(row[0]) for row in steps], [1, 2, 3, 4])
+    self.assertEqual([int(row[0]) for row in steps], list(range(1, 51)))
     for _, loss_tf2, loss_tf1, loss_diff, weight_diff in steps:
       self.assertEqual(loss_tf2, loss_tf1)
       self.assertEqual((loss_diff, weight_diff), ("0", "0"))
     self.assertIn("Test predictions (raw weights on both sides): 12 of 12 "
                   "agree.", lines)
     self.assertEqual(lines[-1],
-                     "The two implementations agree at all 4 steps: "
+                     "The two implementations agree at all 50 steps: "
                      "bit-identical.")
 
   def test_compare_exits_1_with_one_sentence_when_forced_to_diverge(self):

@@ -1,0 +1,148 @@
+"""The traced step (tf_raw/step.py): loss, one update, bookkeeping, predict.
+
+The oracles: numpy's softmax cross-entropy for the loss, and the step written
+out by hand from the pieces it is made of (`tf.GradientTape`, `optim.RMSProp`,
+`optim.update_moving_average`) on a twin model, traced too (Grappler rewrites
+`/ 255` as `* (1 / 255)` in a traced step, so an eager one differs by ulps),
+compared bit for bit.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_raw import config as config_lib
+from tf_raw import model as model_lib
+from tf_raw import optim
+from tf_raw import step as step_lib
+
+BATCH = 6
+
+
+def _config(**overrides):
+  settings = dict(dataset="synthetic", model_dir="unused", batch_size=BATCH,
+                  init_stddev=0.1, seed=3)
+  settings.update(overrides)
+  return config_lib.TrainConfig(**settings)
+
+
+def _batch(num_images=BATCH, seed=0):
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, num_images).astype(np.int32)
+  return images, labels
+
+
+def _softmax_cross_entropy(logits, labels):
+  logits = logits.astype(np.float64)
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  return -log_probs[np.arange(len(labels)), labels]
+
+
+class LossTest(tf.test.TestCase):
+
+  def test_mean_softmax_cross_entropy_of_the_logits(self):
+    net = model_lib.ConvNet(init_stddev=0.1, seed=0)
+    images, labels = _batch()
+    logits = net(tf.cast(images, tf.float32) / 255.0).numpy()
+    expected = _softmax_cross_entropy(logits, labels).mean()
+    self.assertAllClose(step_lib.loss(net, images, labels), expected,
+                        rtol=1e-5)
+
+  def test_dropout_seed_is_the_run_seed_and_the_step(self):
+    self.assertAllEqual(step_lib.dropout_seed(7, tf.constant(12, tf.int64)),
+                        [7, 12])
+
+
+class LearnerTest(tf.test.TestCase):
+
+  def _by_hand(self, config, images, labels, steps):
+    """The step written out: a twin model, the same seed, the same pieces."""
+    net = model_lib.ConvNet(config.init_stddev, seed=config.seed)
+    average = model_lib.ConvNet(config.init_stddev, seed=config.seed)
+    rmsprop = optim.RMSProp(net.weights, config.learning_rate, config.decay,
+                            config.momentum, config.epsilon)
+
+    @tf.function  # Traced, as the Learner's step is (Grappler rewrites both).
+    def one_step(images, labels, index):
+      seed = tf.stack([tf.constant(config.seed, tf.int64), index])
+      with tf.GradientTape() as tape:
+        loss = step_lib.loss(net, images, labels, config.keep_prob_conv,
+                             config.keep_prob_hidden, seed)
+      rmsprop.apply(tape.gradient(loss, net.weights))
+      optim.update_moving_average(average.weights, net.weights,
+                                  config.ema_decay, index)
+      return loss
+
+    losses = [one_step(images, labels, tf.constant(index, tf.int64)).numpy()
+              for index in range(steps)]
+    return net, average, rmsprop, losses
+
+  def test_train_step_is_the_step_written_out(self):
+    # ema_decay 0.05 is below the schedule's 0.1 at step 0, so the average
+    # shows which decay the step used.
+    config = _config(ema_decay=0.05)
+    images, labels = _batch()
+    learner = step_lib.Learner(config)
+    losses = [learner.train_step(images, labels).numpy() for _ in range(3)]
+    net, average, rmsprop, expected_losses = self._by_hand(
+        config, images, labels, 3)
+    self.assertAllEqual(losses, expected_losses)
+    for ours, theirs in zip(learner.model.weights, net.weights):
+      self.assertAllEqual(ours, theirs)
+    for ours, theirs in zip(learner.average_model.weights, average.weights):
+      self.assertAllEqual(ours, theirs)
+    for ours, theirs in zip(learner.optimizer.mean_squares,
+                            rmsprop.mean_squares):
+      self.assertAllEqual(ours, theirs)
+    self.assertEqual(int(learner.global_step.numpy()), 3)
+    self.assertAllClose(learner.epoch_loss_sum, sum(losses), rtol=1e-6)
+    self.assertEqual(int(learner.first_nonfinite_step.numpy()), -1)
+    # Dropout was on (0.8, 0.5): the same step without it gives another loss.
+    self.assertNotAllClose(losses[0], step_lib.loss(
+        model_lib.ConvNet(config.init_stddev, seed=config.seed), images,
+        labels))
+
+  def test_average_starts_equal_to_the_model_and_zero_decay_has_none(self):
+    learner = step_lib.Learner(_config())
+    for raw, average in zip(learner.model.weights,
+                            learner.average_model.weights):
+      self.assertAllEqual(raw, average)
+    self.assertIsNone(step_lib.Learner(_config(ema_decay=0.0)).average_model)
+    raw_only = step_lib.Learner(_config(ema_decay=0.0))
+    self.assertIs(raw_only.eval_model, raw_only.model)
+
+  def test_train_steps_runs_consecutive_batches_the_last_one_partial(self):
+    config = _config(keep_prob_conv=1.0, keep_prob_hidden=1.0)
+    images, labels = _batch(2 * BATCH + 2)
+    together, one_by_one = step_lib.Learner(config), step_lib.Learner(config)
+    together.train_steps(images, labels)
+    for start in range(0, len(labels), BATCH):
+      one_by_one.train_step(images[start:start + BATCH],
+                            labels[start:start + BATCH])
+    self.assertEqual(int(together.global_step.numpy()), 3)
+    for a, b in zip(together.model.weights, one_by_one.model.weights):
+      self.assertAllEqual(a, b)
+
+  def test_first_nonfinite_step_is_recorded_once(self):
+    learner = step_lib.Learner(_config(ema_decay=0.0))
+    images, labels = _batch()
+    learner.train_step(images, labels)
+    for weight in learner.model.weights:  # float32 overflows: the loss is NaN.
+      weight.assign(weight * 1e30)
+    self.assertFalse(np.isfinite(learner.train_step(images, labels).numpy()))
+    learner.train_step(images, labels)
+    self.assertEqual(int(learner.first_nonfinite_step.numpy()), 1)
+    self.assertEqual(int(learner.global_step.numpy()), 3)
+
+  def test_predict_is_the_argmax_of_the_evaluation_weights(self):
+    learner = step_lib.Learner(_config(), num_classes=7)
+    images, _ = _batch(40)
+    learner.average_model.w_o.assign(learner.average_model.w_o * -3.0)
+    scaled = tf.cast(images, tf.float32) / 255.0
+    self.assertAllEqual(learner.predict(images), np.argmax(
+        learner.average_model(scaled).numpy(), axis=1))
+    self.assertAllEqual(learner.predict_raw(images), np.argmax(
+        learner.model(scaled).numpy(), axis=1))
+    self.assertNotAllEqual(learner.predict(images), learner.predict_raw(images))
+    self.assertEqual(learner.model.w_o.shape, (625, 7))
