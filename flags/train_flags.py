@@ -72,6 +72,19 @@ PRINT_PREDICTIONS = flags.DEFINE_bool(
     "print_predictions", _D.print_predictions,
     "Print the predicted test labels at each evaluation, as the notebook did.")
 
+# Beyond the notebook: opt-in, off by default.
+AUGMENT = flags.DEFINE_enum(
+    "augment", _D.augment, ["none", "crop_flip"],
+    "Training-time augmentation. none: the notebook's; crop_flip: a random "
+    "32x32 crop of each image zero-padded by 4 pixels, mirrored left-right "
+    "half the time (a draw per image and step; never at evaluation). "
+    "Notebook: none.")
+LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", _D.lr_schedule, ["constant", "cosine"],
+    "Learning rate per step. constant: --learning_rate throughout (the "
+    "notebook's); cosine: from --learning_rate down to 0 at the last step "
+    "of --epochs. Notebook: constant.")
+
 # Where the run lives.
 MODEL_DIR = flags.DEFINE_string(
     "model_dir", _D.model_dir,
@@ -140,6 +153,13 @@ flags.register_multi_flags_validator(
         or _inside(values["data_dir"], values["model_dir"]))),
     "--data_dir and --model_dir must not be the same folder or inside one "
     "another: the run's files would be read as data; put the run elsewhere.")
+
+flags.register_multi_flags_validator(
+    ["api", "augment", "lr_schedule"],
+    lambda values: values["api"] != "v1" or (
+        values["augment"] == "none" and values["lr_schedule"] == "constant"),
+    "--api=v1 trains the notebook's TF1 graph, which has no --augment or "
+    "--lr_schedule; leave them at none and constant, or use --api=v2.")
 
 # The shared flags count as this module's own (--helpshort, flags.txt).
 flags.adopt_module_key_flags(common_flags)

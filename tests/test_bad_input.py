@@ -102,12 +102,18 @@ FLAG_CASES = [
     ("--max_to_keep=0", "0 is not a positive integer."),
     ("--log_every_steps=-1", "-1 is not a non-negative integer."),
     ("--api=v3", "value should be one of <v2|v1>."),
+    ("--augment=mixup", "value should be one of <none|crop_flip>."),
+    ("--lr_schedule=step", "value should be one of <constant|cosine>."),
 ]
 OTHER_USAGE_CASES = [  # (arguments, the whole error line).
     (["--learning_rat=0.1"], PROGRAM + "Unknown command line flag "
      "'learning_rat'. Did you mean: learning_rate?" + SEE_HELP),
     (["--epochs=5", "extra"], PROGRAM + "unexpected argument(s) 'extra'; "
      "every setting is a --flag=value (see --helpfull)."),
+    (["--api=v1", "--augment=crop_flip"], PROGRAM + "flags api=v1, "
+     "augment=crop_flip, lr_schedule=constant: --api=v1 trains the notebook's "
+     "TF1 graph, which has no --augment or --lr_schedule; leave them at none "
+     "and constant, or use --api=v2." + SEE_HELP),
 ]
 
 

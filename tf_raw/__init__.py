@@ -7,6 +7,7 @@ The top of this package is the lesson, in reading order:
               weights' moving average.
 3. `step`   - the loss and one training step: `tf.GradientTape`, traced once
               by `tf.function`; several steps per call; predict.
+   `augment` - opt-in random crops and mirrors as graph ops, inside the step.
 4. `loop`   - the epochs: order, batches, evaluation, checkpoints
               (`tf.train.CheckpointManager`), the notebook's output lines.
 5. `data`   - CIFAR-10's batch files (a restricted unpickler), channels-first

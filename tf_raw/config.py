@@ -47,6 +47,14 @@ class TrainConfig:
   # notebook did); smooths the noisy last epochs of constant-rate RMSProp.
   ema_decay: float = 0.999
 
+  # Beyond the notebook (opt-in; the defaults are its recipe).
+  # "crop_flip": a random crop of the 4-pixel zero-padded image and a random
+  # mirror, per image and step, in the train step (tf_raw/augment.py).
+  augment: str = "none"
+  # "cosine": the learning rate falls from learning_rate to 0 over the run's
+  # epochs * steps_per_epoch steps (optim.cosine_rate); "constant": TF1's.
+  lr_schedule: str = "constant"
+
   # What the notebook left out, and we add.
   seed: int = 0
   shuffle: bool = True  # The notebook never shuffled.
@@ -76,6 +84,8 @@ class TrainConfig:
     assert 0.0 < self.keep_prob_conv <= 1.0, self
     assert 0.0 < self.keep_prob_hidden <= 1.0, self
     assert 0.0 <= self.ema_decay < 1.0, self
+    assert self.augment in ("none", "crop_flip"), self
+    assert self.lr_schedule in ("constant", "cosine"), self
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,7 +200,9 @@ class Trainer:
         len(dataset.train_labels), config.batch_size, config.drop_remainder)
     check_steps_per_epoch(self.steps_per_epoch, len(dataset.train_labels),
                           config.batch_size)
-    self.learner = step_lib.Learner(config, dataset.num_classes)
+    self.learner = step_lib.Learner(
+        config, dataset.num_classes,
+        total_steps=config.epochs * self.steps_per_epoch)
     learner = self.learner
     # Everything a restart needs, by name (the names are the checkpoint's keys).
     self.checkpoint = tf.train.Checkpoint(

@@ -25,6 +25,8 @@ The update itself is `tf.raw_ops.ResourceApplyRMSProp`, the very kernel TF1's
 optimizer runs, so results match TF1 bit for bit.
 """
 
+import math
+
 import tensorflow as tf
 
 
@@ -61,22 +63,50 @@ class RMSProp(tf.Module):
           for v in variables]
     self._variables = list(variables)
 
-  def apply(self, gradients):
+  def apply(self, gradients, learning_rate=None):
     """Updates every variable in place with its gradient.
 
     Args:
       gradients: list of float32 tensors, one per variable, same order.
+      learning_rate: None for the constant `self.learning_rate` (TF1's), or
+        a float32 scalar tensor, this step's rate (e.g. `cosine_rate`).
     """
     for var, ms, mom, grad in zip(self._variables, self.mean_squares,
                                   self.moments, gradients):
+      if learning_rate is None:
+        learning_rate_tensor = tf.constant(self.learning_rate, var.dtype)
+      else:
+        learning_rate_tensor = tf.cast(learning_rate, var.dtype)
       # One fused kernel per variable, shared with TF1; see the module doc.
       tf.raw_ops.ResourceApplyRMSProp(
           var=var.handle, ms=ms.handle, mom=mom.handle,
-          lr=tf.constant(self.learning_rate, var.dtype),
+          lr=learning_rate_tensor,
           rho=tf.constant(self.decay, var.dtype),
           momentum=tf.constant(self.momentum, var.dtype),
           epsilon=tf.constant(self.epsilon, var.dtype),
           grad=grad)
+
+
+def cosine_rate(base_rate, step, total_steps):
+  """The learning rate of `step` on a cosine from base_rate down to 0.
+
+      rate = base_rate * (1 + cos(pi * step / total_steps)) / 2
+
+  base_rate at step 0, half of it halfway, 0 after the last step. Large
+  steps early explore; small steps at the end settle the weights in a
+  minimum instead of jumping around it (what a constant rate leaves).
+
+  Args:
+    base_rate: float, the rate at step 0 (`--learning_rate`).
+    step: int scalar tensor, the global step (0 for the first step).
+    total_steps: int, the run's steps (epochs * steps per epoch); past it
+      the rate stays 0.
+
+  Returns:
+    float32 scalar tensor.
+  """
+  progress = tf.minimum(tf.cast(step, tf.float32) / float(total_steps), 1.0)
+  return base_rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
 
 
 def update_moving_average(averages, variables, decay, step):

@@ -31,6 +31,7 @@ second graph.
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import augment as augment_lib
 from tf_raw import model as model_lib
 from tf_raw import optim
 
@@ -115,15 +116,19 @@ class Learner(tf.Module):
       infinite, or -1 (checked at each checkpoint, not at each step).
   """
 
-  def __init__(self, config, num_classes=model_lib.NUM_CLASSES):
+  def __init__(self, config, num_classes=model_lib.NUM_CLASSES,
+               total_steps=None):
     """Creates every variable, once, before anything is traced.
 
     Args:
       config: a `config.TrainConfig` (the recipe fields are used).
       num_classes: outputs of the network.
+      total_steps: the run's steps (epochs * steps per epoch), which
+        --lr_schedule=cosine spreads its curve over; None: 1 (tests).
     """
     super().__init__(name="learner")
     self.config = config
+    self.total_steps = max(total_steps or 1, 1)
     self.model = model_lib.ConvNet(config.init_stddev, seed=config.seed,
                                    num_classes=num_classes)
     self.optimizer = optim.RMSProp(
@@ -168,6 +173,12 @@ class Learner(tf.Module):
       labels: int32 [B], class ids.
     """
     config = self.config
+    if config.augment == augment_lib.CROP_FLIP:
+      # Each step's crops and mirrors: a pure function of (seed, step), as
+      # the dropout masks are. Training only; evaluation sees the images.
+      images_uint8 = augment_lib.crop_flip(
+          images_uint8, augment_lib.augment_seed(config.seed,
+                                                 self.global_step))
     # Each step's dropout masks: a pure function of (seed, step), so a
     # restarted run draws exactly the masks an uninterrupted one would.
     seed = dropout_seed(config.seed, self.global_step)
@@ -177,7 +188,12 @@ class Learner(tf.Module):
       batch_loss = loss(self.model, images_uint8, labels,
                         config.keep_prob_conv, config.keep_prob_hidden, seed)
     gradients = tape.gradient(batch_loss, self.model.weights)
-    self.optimizer.apply(gradients)  # ResourceApplyRMSProp, weight by weight.
+    learning_rate = None  # --lr_schedule=constant: the notebook's rate.
+    if config.lr_schedule == "cosine":
+      learning_rate = optim.cosine_rate(config.learning_rate,
+                                        self.global_step, self.total_steps)
+    # ResourceApplyRMSProp, weight by weight.
+    self.optimizer.apply(gradients, learning_rate)
     if self.average_model is not None:
       optim.update_moving_average(self.average_model.weights,
                                   self.model.weights, config.ema_decay,

@@ -49,11 +49,15 @@ CHECKPOINT_PREFIX = config_lib.CHECKPOINT_PREFIX  # ckpt-<global step>.*
 # The settings that decide which training steps a run takes. Changing one of
 # them on a restart would silently make a different run, so it is refused.
 # The others (epochs, eval_every, checkpoint_every_steps, model_dir, where the
-# data comes from, ...) may change: e.g. --epochs=60 extends a finished run.
+# data comes from, ...) may change: e.g. --epochs=60 extends a finished run
+# (except with --lr_schedule=cosine, whose rates depend on --epochs).
 IDENTITY_FLAGS = ("dataset", "data_layout", "batch_size", "drop_remainder",
                   "shuffle", "seed", "learning_rate", "decay", "momentum",
                   "epsilon", "keep_prob_conv", "keep_prob_hidden",
-                  "init_stddev", "ema_decay")
+                  "init_stddev", "ema_decay", "augment", "lr_schedule")
+# Identity flags added after run_config.json existed: a file without one
+# was written by a run that had its default.
+_ADDED_LATER = {"augment": "none", "lr_schedule": "constant"}
 _RUN_CONFIG_VERSION = 1
 
 
@@ -168,6 +172,10 @@ def run_identity(config, dataset):
     apart two datasets of the same size, e.g. another --data_dir).
   """
   identity = {name: getattr(config, name) for name in IDENTITY_FLAGS}
+  if config.lr_schedule != "constant":
+    # The schedule's length is epochs * steps per epoch: another --epochs
+    # would change the rate of the steps still to come.
+    identity["epochs"] = config.epochs
   images = np.ascontiguousarray(dataset.train_images)
   labels = np.ascontiguousarray(dataset.train_labels)
   identity["num_train_images"] = int(len(labels))
@@ -236,6 +244,7 @@ def check_identity(model_dir, identity):
   saved = _read_run_config(model_dir)
   if saved is None:
     return  # Written by a version without run_config.json: nothing to check.
+  saved = {**_ADDED_LATER, **saved}
   changes = [_describe_change(name, saved.get(name), value)
              for name, value in identity.items() if saved.get(name) != value]
   if changes:

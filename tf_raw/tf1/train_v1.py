@@ -55,6 +55,8 @@ USED_FIELDS = frozenset({
     "print_predictions", "model_dir",  # model_dir: metrics_v1.jsonl only.
     # Handled by the program for both APIs.
     "api", "deterministic",
+    # TF2-only, and refused unless at their defaults (see `check`).
+    "augment", "lr_schedule",
 })
 
 
@@ -97,6 +99,10 @@ def check(config, dataset):
     data.DataError: not 10 classes (the notebook's graph has 10 outputs).
     loop.TrainingError: a batch larger than the data with --drop_remainder.
   """
+  if config.augment != "none" or config.lr_schedule != "constant":
+    raise loop.TrainingError(
+        "--api=v1 trains the notebook's TF1 graph, which has no --augment or "
+        "--lr_schedule; leave them at none and constant, or use --api=v2.")
   if dataset.num_classes != tf1_graph.NUM_CLASSES:
     raise data.DataError(
         f"--api=v1 runs the notebook's graph, which has "
