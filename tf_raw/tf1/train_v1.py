@@ -54,6 +54,7 @@ USED_FIELDS = frozenset({
     "print_predictions", "model_dir",  # model_dir: metrics_v1.jsonl only.
     # Handled by the program for both APIs.
     "api", "deterministic",
+    "precision",  # Only float32 gets here (train_flags refuses the others).
 })
 
 
