@@ -60,7 +60,8 @@ class Turns:
     # Images per CPU-second counts every thread of this process: steadier
     # than wall time when other work shares the CPU.
     self._reply(REPEAT_PREFIX + json.dumps(
-        {"images_per_sec": images / wall, "images_per_cpu_sec": images / cpu}))
+        {"images_per_sec": images / wall,
+         "images_per_cpu_sec": images / max(cpu, 1e-9)}))
 
   def serve(self, run_steps, warmup_steps):
     """Warm-up, READY, then one repeat of `steps` steps per turn.
