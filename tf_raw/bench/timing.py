@@ -4,7 +4,7 @@ The worker side of the interleaving (no TensorFlow here, so PyTorch's worker
 uses it without importing TensorFlow). A worker process warms up, prints
 READY, then waits: each "repeat" line on its stdin runs one timed repeat and
 prints one line `REPEAT {"images_per_sec": ..., "images_per_cpu_sec": ...}`;
-"stop" (or the end of stdin) ends the series. The parent
+"stop" ends the series (the end of stdin, a parent gone, ends the process). The parent
 (`tf_raw/bench/bench.py`) sends "repeat" to every candidate in turn, so all
 of them are timed under the same machine load.
 """
@@ -47,6 +47,10 @@ class Turns:
   def next_turn(self):
     """Waits for the parent: True to time a repeat now, False to stop."""
     line = self._commands.readline()
+    if not line:
+      # End of stdin without "stop": the parent is gone (killed, Ctrl-C).
+      # Nobody is left to report to, so leave now, skipping the final work.
+      os._exit(1)  # pylint: disable=protected-access
     if line.strip() != REPEAT_COMMAND:
       return False
     self._start = (time.perf_counter(), time.process_time())

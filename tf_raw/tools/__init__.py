@@ -5,5 +5,6 @@ hooks of `loop.Trainer`; `serving` with the `export` and `predict` programs
 turn a run into a SavedModel and classify image files; `explore` summarises
 the data and draws a sample grid (`image_grid`); `cifar_writer` writes
 CIFAR-10's batch files byte for byte (used by the tests, the benchmark and
-scripts/jpeg_to_cifar.py).
+scripts/jpeg_to_cifar.py); `cpu_features` reads the CPU's AVX-512,
+AVX512_BF16 and AMX flags (the --precision notice and the benchmark).
 """
