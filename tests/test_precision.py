@@ -249,6 +249,26 @@ def test_api_v1_refuses_mixed_precision_in_one_line():
   assert "--api=v1 runs the notebook's TF1 graph in float32 only" in lines[0]
 
 
+def test_a_cpu_without_bfloat16_gets_a_one_line_notice(tmp_path, monkeypatch):
+  monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: False)
+  args = ["--dataset=synthetic", "--synthetic_train_size=24",
+          "--synthetic_test_size=8", "--batch_size=12", "--epochs=1",
+          "--noprint_predictions", f"--model_dir={tmp_path / 'run'}"]
+  code, stdout, _ = program_fixtures.run_program(
+      train, args + [f"--precision={MIXED}"])
+  assert code == 0
+  notices = [line for line in stdout.splitlines() if "bfloat16" in line]
+  assert notices == [
+      "Note: this CPU has no native bfloat16 (AVX512_BF16 or AMX), so "
+      "--precision=mixed_bfloat16 is emulated and may be slower than "
+      "float32."]
+  # float32 says nothing about it.
+  code, stdout, _ = program_fixtures.run_program(
+      train, args[:-1] + [f"--model_dir={tmp_path / 'float32'}"])
+  assert code == 0
+  assert "bfloat16" not in stdout
+
+
 @pytest.mark.parametrize("flag_line, expected", [
     ("flags\t\t: fpu avx2 avx512f avx512_bf16\n", True),
     ("flags\t\t: fpu avx2 amx_tile amx_bf16\n", True),
