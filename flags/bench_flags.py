@@ -1,7 +1,7 @@
 """Flags of `python -m tf_raw.bench` (`make bench`).
 
 Defaults come from `tf_raw.bench.BenchConfig` and are sized so that the whole
-benchmark takes about 5 minutes on a 2-core machine; `--quick` shrinks every
+benchmark takes about 6 minutes on a 2-core machine; `--quick` shrinks every
 measurement to a smoke test of a few seconds each (numbers then mean nothing).
 `to_config()` turns the parsed flags into that frozen config, once.
 """
@@ -18,8 +18,9 @@ _D = bench_config.BenchConfig()  # The defaults.
 CANDIDATES = flags.DEFINE_list(
     "candidates", list(_D.candidates),
     "Comma-separated training implementations to time, from "
-    f"{','.join(bench_config.CANDIDATES)}. pytorch is skipped with a note "
-    "when torch is not importable.")
+    f"{','.join(bench_config.CANDIDATES)} (_bf16: mixed precision, float32 "
+    "weights and bfloat16 layers). pytorch is skipped with a note when torch "
+    "is not importable.")
 # The trainer's own --batch_size (one flag per name in a process; the
 # benchmark times what `python -m tf_raw.train --batch_size=N` would run).
 BATCH_SIZE = train_flags.BATCH_SIZE
@@ -31,12 +32,14 @@ STEPS = flags.DEFINE_integer(
     "steps", _D.steps, "Training steps per timed repeat.", lower_bound=1)
 REPEATS = flags.DEFINE_integer(
     "repeats", _D.repeats,
-    "Timed repeats per candidate; the table shows their median.",
+    "Rounds: every candidate times one repeat per round, in turns; the "
+    "table shows each one's median and the ratios per round.",
     lower_bound=1)
 ONEDNN = flags.DEFINE_enum(
-    "onednn", _D.onednn, ["best", "on", "off"],
-    "TF_ENABLE_ONEDNN_OPTS for the TensorFlow candidates. best: time each "
-    "with oneDNN on and off (separate processes) and report the faster.")
+    "onednn", _D.onednn, ["on", "off", "both"],
+    "TF_ENABLE_ONEDNN_OPTS for the TensorFlow candidates (on: TensorFlow's "
+    "default on x86). both: a process with each, timed in the same rounds; "
+    "the faster counts.")
 MATMUL_SIZE = flags.DEFINE_integer(
     "matmul_size", _D.matmul_size,
     "Side of the square float32 matrices whose product measures the "

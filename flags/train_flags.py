@@ -49,6 +49,12 @@ EMA_DECAY = flags.DEFINE_float(
     "Evaluate with an exponential moving average of the weights with this "
     "decay per step, in [0, 1); 0 evaluates the raw weights. Notebook: 0 "
     "(raw weights).", lower_bound=0.0, upper_bound=1.0)
+PRECISION = flags.DEFINE_enum(
+    "precision", _D.precision, ["float32", "mixed_bfloat16"],
+    "Number format of the layers. float32: everything in float32. "
+    "mixed_bfloat16: float32 weights, optimizer and loss, bfloat16 "
+    "convolutions, matmuls and activations (faster on CPUs with AVX512_BF16 "
+    "or AMX, and on GPUs). Notebook: float32.")
 
 # What the notebook left out.
 common_flags.define_seed()
@@ -160,6 +166,12 @@ flags.register_multi_flags_validator(
         values["augment"] == "none" and values["lr_schedule"] == "constant"),
     "--api=v1 trains the notebook's TF1 graph, which has no --augment or "
     "--lr_schedule; leave them at none and constant, or use --api=v2.")
+
+flags.register_multi_flags_validator(
+    ["api", "precision"],
+    lambda values: values["api"] == "v2" or values["precision"] == "float32",
+    "--api=v1 runs the notebook's TF1 graph in float32 only; drop "
+    "--precision or use --api=v2.")
 
 # The shared flags count as this module's own (--helpshort, flags.txt).
 flags.adopt_module_key_flags(common_flags)

@@ -1,8 +1,11 @@
 """`python -m tf_raw.bench --quick`: runs end to end and writes the documented JSON.
 
 Timings are not checked (they belong to the benchmark, not to tests); the
-FLOP count is checked against a hand computation.
+FLOP count is checked against a hand computation, the ratios against the
+repeats they come from, and the turn-taking protocol on its own.
 """
+
+import io
 
 import json
 import os
@@ -12,6 +15,8 @@ import sys
 import tensorflow as tf
 
 from tf_raw.bench import bench
+from tf_raw.bench import config as bench_config
+from tf_raw.bench import timing
 
 
 class BenchTest(tf.test.TestCase):
@@ -29,7 +34,8 @@ class BenchTest(tf.test.TestCase):
     path = os.path.join(self.get_temp_dir(), "bench.json")
     finished = subprocess.run(
         [sys.executable, "-m", "tf_raw.bench", "--quick", f"--json={path}"],
-        capture_output=True, text=True, timeout=600, check=False)
+        # Generous: seven processes import TensorFlow or torch at once.
+        capture_output=True, text=True, timeout=900, check=False)
     self.assertEqual(finished.returncode, 0, finished.stderr[-2000:])
     self.assertIn("images/sec", finished.stdout)
     with open(path) as f:
@@ -37,14 +43,52 @@ class BenchTest(tf.test.TestCase):
     self.assertIsInstance(results["machine"], dict)
     self.assertTrue(results["settings"]["quick"])
     self.assertGreater(results["matmul_gflops"], 0.0)
-    self.assertEqual(set(results["candidates"]),
-                     {"tf_raw", "tf1_graph", "keras_fit", "pytorch"})
+    self.assertEqual(set(results["candidates"]), set(bench_config.CANDIDATES))
     for name, entry in results["candidates"].items():
-      if name == "pytorch" and "skipped" in entry:
+      self.assertEqual(entry["precision"],
+                       bench_config.implementation(name)[1])
+      if name.startswith("pytorch") and "skipped" in entry:
         continue  # torch is optional.
       self.assertGreater(entry["images_per_sec"], 0.0, name)
-      self.assertLen(entry["repeats"], 2)
+      self.assertLen(entry["repeats"], 2)  # One per round.
+      self.assertLen(entry["cpu_repeats"], 2)
+      if not name.startswith("pytorch"):
+        self.assertIn(entry["onednn"], (True, False, None), name)
     self.assertGreater(results["candidates"]["tf_raw"]["eval_seconds"], 0.0)
+    if results["machine"]["cpu_features"]:  # Empty without /proc/cpuinfo.
+      self.assertIn("avx512f", results["machine"]["cpu_features"])
+      self.assertIn("AVX512_BF16", finished.stdout)
+    self.assertLen(results["machine"]["load_average"], 3)
+    self.assertGreater(results["matmul"]["tf_bfloat16_gflops"], 0.0)
+    comparisons = {(c["ours"], c["why"]): c for c in results["comparisons"]}
+    self.assertIn(("tf_raw", "fastest float32 peer"), comparisons)
+    self.assertIn(("tf_raw_bf16", "fastest bfloat16 peer"), comparisons)
+    speedup = comparisons[("tf_raw_bf16", "bfloat16 speed-up")]
+    ours, theirs = (results["candidates"]["tf_raw_bf16"],
+                    results["candidates"]["tf_raw"])
+    self.assertAllClose(speedup["round_ratios"],
+                        [a / b for a, b in zip(ours["repeats"],
+                                               theirs["repeats"])])
+    self.assertAllClose(speedup["ratio_of_medians"],
+                        ours["images_per_sec"] / theirs["images_per_sec"])
     epoch = results["epoch"]
     self.assertGreater(epoch["peak_rss_mb"], 100.0)
     self.assertGreater(epoch["images_per_sec"], 0.0)
+    self.assertGreater(epoch["step_rate_after"], 0.0)
+    self.assertAllClose(epoch["ratio_to_step_rate"],
+                        epoch["images_per_sec"] / theirs["images_per_sec"])
+
+  def test_turns_time_one_repeat_per_command(self):
+    out = io.StringIO()
+    turns = timing.Turns(batch_size=4, steps=3, out=out,
+                         commands=io.StringIO("repeat\nrepeat\nstop\n"))
+    steps_run = []
+    turns.serve(steps_run.append, warmup_steps=2)
+    self.assertEqual(steps_run, [2, 3, 3])
+    lines = out.getvalue().splitlines()
+    self.assertEqual(lines[0], timing.READY)
+    self.assertLen(lines, 3)
+    for line in lines[1:]:
+      self.assertStartsWith(line, timing.REPEAT_PREFIX)
+      rates = json.loads(line[len(timing.REPEAT_PREFIX):])
+      self.assertGreater(rates["images_per_sec"], 0.0)

@@ -46,6 +46,9 @@ class TrainConfig:
   # Evaluate with a moving average of the weights (0: the raw weights, as the
   # notebook did); smooths the noisy last epochs of constant-rate RMSProp.
   ema_decay: float = 0.999
+  # "float32" (the notebook), or "mixed_bfloat16": float32 weights, optimizer
+  # and loss, bfloat16 convolutions, matmuls and activations (tf_raw/model.py).
+  precision: str = "float32"
 
   # Beyond the notebook (opt-in; the defaults are its recipe).
   # "crop_flip": a random crop of the 4-pixel zero-padded image and a random
@@ -86,6 +89,7 @@ class TrainConfig:
     assert 0.0 <= self.ema_decay < 1.0, self
     assert self.augment in ("none", "crop_flip"), self
     assert self.lr_schedule in ("constant", "cosine"), self
+    assert self.precision in ("float32", "mixed_bfloat16"), self
 
 
 @dataclasses.dataclass(frozen=True)

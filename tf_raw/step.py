@@ -129,8 +129,11 @@ class Learner(tf.Module):
     super().__init__(name="learner")
     self.config = config
     self.total_steps = max(total_steps or 1, 1)
+    # config.precision: the layers' dtype (model.py's docstring); the
+    # variables below, the slots, the average and the loss stay float32.
     self.model = model_lib.ConvNet(config.init_stddev, seed=config.seed,
-                                   num_classes=num_classes)
+                                   num_classes=num_classes,
+                                   precision=config.precision)
     self.optimizer = optim.RMSProp(
         self.model.weights, config.learning_rate, config.decay,
         config.momentum, config.epsilon)
@@ -141,7 +144,7 @@ class Learner(tf.Module):
     if config.ema_decay > 0:
       self.average_model = model_lib.ConvNet(
           config.init_stddev, seed=config.seed, name="average_model",
-          num_classes=num_classes)
+          num_classes=num_classes, precision=config.precision)
     self.epoch_loss_sum = tf.Variable(0.0, trainable=False,
                                       name="epoch_loss_sum")
     self.first_nonfinite_step = tf.Variable(

@@ -17,6 +17,11 @@ Train with the notebook's own TF1 graph (Session, feed_dict) instead, on the
 same flags, data and batches (tf_raw/tf1/train_v1.py):
 
     python -m tf_raw.train --api=v1
+
+Train with bfloat16 layers and float32 weights (faster on CPUs with
+AVX512_BF16 or AMX, and on GPUs; tf_raw/model.py says how):
+
+    python -m tf_raw.train --precision=mixed_bfloat16
 """
 
 import sys
@@ -66,6 +71,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # from either logger.
     if config.deterministic:
       tf.config.experimental.enable_op_determinism()
+    if (config.precision == "mixed_bfloat16"
+        and not tf.config.list_physical_devices("GPU")):
+      from tf_raw.tools import cpu_features  # pylint: disable=g-import-not-at-top
+      if not cpu_features.native_bfloat16():
+        print("Note: this CPU has no native bfloat16 (AVX512_BF16 or AMX), "
+              "so --precision=mixed_bfloat16 is emulated and may be slower "
+              "than float32.", flush=True)
     # flags.txt repeats this run: --flagfile=<model_dir>/flags.txt.
     write_run_files = run_files.WriteRunFiles(flag_lines, dataset.class_names)
     with cli.user_errors(run_dir.RunDirError, loop.TrainingError,

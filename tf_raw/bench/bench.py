@@ -10,21 +10,31 @@ In one run, on one machine and the same data shapes (batch 128 of uint8
 2. tf1_graph: the 2018 notebook's graph through `tf.compat.v1` (Session,
    placeholders, feed_dict, RMSPropOptimizer);
 3. keras_fit: the same network as a `keras.Sequential` and `model.fit`;
-4. pytorch: the same network in PyTorch, if torch is importable.
+4. pytorch: the same network in PyTorch, if torch is importable;
+5. in mixed precision (float32 weights, bfloat16 layers): tf_raw_bf16
+   (`--precision=mixed_bfloat16`), keras_fit_bf16 (Keras's `mixed_bfloat16`
+   policy) and pytorch_bf16 (`torch.autocast` to bfloat16).
 
-Each runs in its own process (`tf_raw/bench/worker.py`), at its best
-reasonable setting: the TensorFlow ones with TF_ENABLE_ONEDNN_OPTS both on and
-off (the faster counts), PyTorch both channels-first and channels-last with
-torch.set_num_threads(cores). After a warm-up, each does several timed
-repeats; the table shows their median in images/sec and, with 67.9 MFLOP of
-training work per image (`TRAIN_FLOPS_PER_IMAGE`), as a share of the float32
-matmul rate measured in the same run (the best of TensorFlow's and numpy's).
+Every candidate (and setting: oneDNN on or off, PyTorch's channels-last or
+channels-first) runs in its own process (`tf_raw/bench/worker.py`). All of
+them start and warm up first; then they are timed in rounds, each process
+one repeat of `steps` steps per round, in turns (A B C, B C A, ...), so
+every candidate sees the same machine, busy or quiet. The table shows each
+one's median images/sec, that as training FLOP/s (67.9 MFLOP per image,
+`TRAIN_FLOPS_PER_IMAGE`) and as a share of the matmul rate measured in the
+same run at the row's precision; then the ratios that matter, each as the
+ratio of medians and as the median (min-max) of the per-round ratios: the
+spread says how far to trust it. The CPU's AVX-512, AVX512_BF16 and AMX
+flags, the load average and each TensorFlow process's oneDNN state are
+printed with it.
 
 Then it runs `python -m tf_raw.train` itself for one full-size epoch (50,000
 synthetic images written in the official CIFAR-10 format, 10,000 test
 images), and reports that process's peak resident memory (ru_maxrss), its
-end-to-end images/sec (checkpoints and data loading included) and wall time;
-and the time of one evaluation pass over 10,000 images.
+end-to-end images/sec (checkpoints and data loading included) and wall time,
+and that rate over tf_raw's step rate in the same run (the median of the
+rounds, and one repeat timed right after the epoch); and the time of one
+evaluation pass over 10,000 images.
 """
 
 import dataclasses
@@ -32,11 +42,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import queue
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from absl import app
@@ -47,6 +59,7 @@ from flags import cli
 from tf_raw.bench import config as bench_config
 from tf_raw.bench import timing
 from tf_raw.bench import worker as bench_worker
+from tf_raw.tools import cpu_features
 
 flags.adopt_module_key_flags(bench_flags)
 flags.declare_key_flag("batch_size")  # Defined by train_flags, used here.
@@ -77,13 +90,112 @@ EPOCH_TIMEOUT_S = 900
 # ------------------------------------------------------------- processes --
 
 
-def _run_worker(spec, environment):
-  """Runs one `bench_worker` task; returns its result dict or {"error": ...}."""
-  command = [sys.executable, "-m", "tf_raw.bench.worker", json.dumps(spec)]
+class Worker:
+  """One candidate's process (`tf_raw/bench/worker.py`), driven in turns.
+
+  A thread reads its stdout into a queue, so that every wait has a timeout
+  and a hung or dead worker becomes an error row, not a hung benchmark.
+  """
+
+  def __init__(self, name, setting, spec, environment):
+    self.name, self.setting, self.spec = name, setting, spec
+    self.repeats, self.cpu_repeats = [], []
+    self.result = None  # The worker's final dict, or {"error"/"skipped"}.
+    self._stderr = tempfile.TemporaryFile(mode="w+")
+    self._process = subprocess.Popen(
+        [sys.executable, "-m", "tf_raw.bench.worker", json.dumps(spec)],
+        env={**os.environ, **environment}, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1)
+    self._lines = queue.Queue()
+    threading.Thread(target=self._read, daemon=True).start()
+
+  def _read(self):
+    for line in self._process.stdout:
+      self._lines.put(line.rstrip("\n"))
+    self._lines.put(None)  # End of output: the process is gone.
+
+  @property
+  def alive(self):
+    return self.result is None
+
+  def _fail(self, why):
+    self._stderr.seek(0)
+    tail = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
+    self.result = {"error": f"{why}: {tail}"}
+    self._process.kill()
+    self._process.wait()
+
+  def _expect(self, prefix, timeout_s):
+    """The next line starting with prefix (after it); None if it failed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+      try:
+        line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+      except queue.Empty:
+        self._fail(f"no answer within {timeout_s} s")
+        return None
+      if line is None:
+        self._process.wait()
+        self._fail(f"exit status {self._process.returncode}")
+        return None
+      if line.startswith(bench_worker.RESULT_PREFIX):
+        # A worker that cannot run (torch not importable) ends at once.
+        self.result = json.loads(line[len(bench_worker.RESULT_PREFIX):])
+        self._process.wait()
+        return None
+      if line.startswith(prefix):
+        return line[len(prefix):]
+
+  def wait_ready(self):
+    self._expect(timing.READY, WORKER_TIMEOUT_S)
+
+  def repeat(self, record=True):
+    """Times one repeat now; returns its images/sec (None if it failed).
+
+    Args:
+      record: add it to this worker's repeats (the rounds), or only return
+        it (the repeat next to the epoch).
+    """
+    self._process.stdin.write(timing.REPEAT_COMMAND + "\n")
+    self._process.stdin.flush()
+    reply = self._expect(timing.REPEAT_PREFIX, WORKER_TIMEOUT_S)
+    if reply is None:
+      return None
+    rates = json.loads(reply)
+    if record:
+      self.repeats.append(rates["images_per_sec"])
+      self.cpu_repeats.append(rates["images_per_cpu_sec"])
+    return rates["images_per_sec"]
+
+  def kill(self):
+    """Ends the process at once (the benchmark is stopping early)."""
+    if self._process.poll() is None:
+      self._process.kill()
+      self._process.wait()
+
+  def stop(self):
+    """Ends the worker; returns its final dict with the repeats added."""
+    if self.alive:
+      try:
+        self._process.stdin.write(timing.STOP_COMMAND + "\n")
+        self._process.stdin.close()
+      except OSError:
+        pass
+      # Stores the worker's RESULT line, or the error, in self.result.
+      self._expect(bench_worker.RESULT_PREFIX, WORKER_TIMEOUT_S)
+    self._stderr.close()
+    return {**self.result, "repeats": self.repeats,
+            "cpu_repeats": self.cpu_repeats}
+
+
+def _run_matmul(size):
+  """The matmul worker, run to its end; its result dict or {"error": ...}."""
+  command = [sys.executable, "-m", "tf_raw.bench.worker",
+             json.dumps({"task": "matmul", "size": size})]
   try:
     finished = subprocess.run(
-        command, env={**os.environ, **environment}, capture_output=True,
-        text=True, timeout=WORKER_TIMEOUT_S, check=False)
+        command, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"},
+        capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False)
   except subprocess.TimeoutExpired:
     return {"error": f"took more than {WORKER_TIMEOUT_S} s"}
   for line in reversed(finished.stdout.splitlines()):
@@ -93,56 +205,76 @@ def _run_worker(spec, environment):
   return {"error": f"exit status {finished.returncode}: {tail}"}
 
 
-def _onednn_settings(config):
-  return {"best": ("1", "0"), "on": ("1",), "off": ("0",)}[config.onednn]
+def _onednn_values(config):
+  return {"both": ("1", "0"), "on": ("1",), "off": ("0",)}[config.onednn]
 
 
-def _variants(candidate, config):
+def _settings(candidate, config):
   """(setting name, extra spec, environment) for each way to run candidate."""
-  if candidate == "pytorch":
-    layouts = (True,) if config.quick else (True, False)
-    return [(f"channels_{'last' if last else 'first'}",
-             {"channels_last": last}, {})
-            for last in layouts]
+  framework, _ = bench_config.implementation(candidate)
+  if framework == "pytorch":
+    # Channels-last: PyTorch's advice for CPUs. (Channels-first was as fast
+    # on a quiet machine, and each row costs a turn in every round.)
+    return [("channels_last", {"channels_last": True}, {})]
   return [(f"oneDNN {'on' if value == '1' else 'off'}", {},
            {"TF_ENABLE_ONEDNN_OPTS": value})
-          for value in _onednn_settings(config)]
+          for value in _onednn_values(config)]
 
 
-def measure_candidate(candidate, config, log):
-  """Times every variant of `candidate`; returns its JSON entry."""
-  variants = {}
-  for setting, extra, environment in _variants(candidate, config):
-    spec = {"task": "train", "candidate": candidate,
-            "batch_size": config.batch_size,
-            "warmup_steps": config.warmup_steps, "steps": config.steps,
-            "repeats": config.repeats, "eval_images": config.eval_images,
-            **extra}
-    start = time.monotonic()
-    result = _run_worker(spec, environment)
-    result["seconds"] = round(time.monotonic() - start, 1)
-    if "repeats" in result:
-      result["images_per_sec"] = statistics.median(result["repeats"])
-      result["images_per_cpu_sec"] = statistics.median(result["cpu_repeats"])
-    log(f"  {candidate:10s} {setting:20s} " + (
-        f"{result['images_per_sec']:8,.0f} images/sec"
-        if "images_per_sec" in result else
-        result.get("skipped") or result.get("error")))
-    variants[setting] = result
-    if "skipped" in result:
-      return {"skipped": result["skipped"]}
-  timed = {name: r for name, r in variants.items() if "images_per_sec" in r}
+def start_workers(config):
+  """Starts one process per (candidate, setting); all warm up at once."""
+  workers = []
+  for candidate in bench_config.CANDIDATES:
+    if candidate not in config.candidates:
+      continue
+    framework, precision = bench_config.implementation(candidate)
+    for setting, extra, environment in _settings(candidate, config):
+      spec = {"task": "train", "candidate": framework, "precision": precision,
+              "batch_size": config.batch_size,
+              "warmup_steps": config.warmup_steps, "steps": config.steps,
+              # The rounds, and one repeat after the epoch (tf_raw).
+              "max_repeats": config.repeats + 1,
+              "eval_images": config.eval_images, "channels_last": False,
+              **extra}
+      workers.append(Worker(candidate, setting, spec, environment))
+  return workers
+
+
+def time_in_rounds(workers, repeats, log):
+  """Times `repeats` rounds; in each, every live worker one repeat in turn.
+
+  The order rotates by one from round to round, so no candidate always
+  follows the same one (or the pause between rounds).
+  """
+  for round_index in range(repeats):
+    live = [worker for worker in workers if worker.alive]
+    if not live:
+      return
+    shift = round_index % len(live)
+    rates = []
+    for worker in live[shift:] + live[:shift]:
+      rate = worker.repeat()
+      rates.append(f"{worker.name} {rate:,.0f}" if rate else
+                   f"{worker.name} failed")
+    log(f"  round {round_index + 1}/{repeats}: " + ", ".join(rates))
+
+
+def candidate_entry(candidate, rows):
+  """The JSON entry of one candidate from its rows (one per setting)."""
+  _, precision = bench_config.implementation(candidate)
+  timed = {setting: row for setting, row in rows.items() if row["repeats"]}
   if not timed:
-    return {"error": "; ".join(f"{name}: {r.get('error')}"
-                               for name, r in variants.items())}
-  best = max(timed, key=lambda name: timed[name]["images_per_sec"])
-  entry = {"images_per_sec": timed[best]["images_per_sec"], "setting": best,
-           "images_per_cpu_sec": timed[best]["images_per_cpu_sec"],
-           "repeats": timed[best]["repeats"], "variants": variants}
-  for key in ("eval_seconds", "eval_images", "eval_batch_size"):
-    if key in timed[best]:
-      entry[key] = timed[best][key]
-  return entry
+    skipped = [row["skipped"] for row in rows.values() if "skipped" in row]
+    if skipped:
+      return {"precision": precision, "skipped": skipped[0]}
+    return {"precision": precision, "error": "; ".join(
+        f"{setting}: {row.get('error')}" for setting, row in rows.items())}
+  for row in timed.values():
+    row["images_per_sec"] = statistics.median(row["repeats"])
+    row["images_per_cpu_sec"] = statistics.median(row["cpu_repeats"])
+  best = max(timed, key=lambda setting: timed[setting]["images_per_sec"])
+  return {"precision": precision, "setting": best, **timed[best],
+          "settings": rows}
 
 
 def _write_cifar_folder(folder, num_train, num_test):
@@ -243,70 +375,140 @@ def machine():
       return None
 
   return {"cpu": model, "cores": timing.cores(),
+          "cpu_features": cpu_features.flags(),
+          "native_bfloat16": cpu_features.native_bfloat16(),
+          "load_average": os.getloadavg(),
           "platform": platform.platform(), "python": platform.python_version(),
           "tensorflow": version("tensorflow"), "keras": version("keras"),
           "torch": version("torch"), "numpy": version("numpy")}
 
 
+FLOAT32_PEERS = ("tf1_graph", "keras_fit", "pytorch")
+BFLOAT16_PEERS = ("keras_fit_bf16", "pytorch_bf16")
+
+
+def compare(candidates, ours, peer, why):
+  """ours / peer: the ratio of medians and the spread of per-round ratios."""
+  ours_repeats, peer_repeats = (candidates[ours]["repeats"],
+                                candidates[peer]["repeats"])
+  rounds = [a / b for a, b in zip(ours_repeats, peer_repeats)]
+  return {"ours": ours, "peer": peer, "why": why,
+          "ratio_of_medians": (candidates[ours]["images_per_sec"] /
+                               candidates[peer]["images_per_sec"]),
+          # Per CPU-second of each process: what each would do with the
+          # CPU to itself, if the load takes turns unevenly.
+          "cpu_ratio_of_medians": (candidates[ours]["images_per_cpu_sec"] /
+                                   candidates[peer]["images_per_cpu_sec"]),
+          "round_ratios": rounds,
+          "round_ratio_median": statistics.median(rounds),
+          "round_ratio_min": min(rounds), "round_ratio_max": max(rounds)}
+
+
 def summarize(results):
-  """Adds GFLOP/s, % of matmul and speed-up over the fastest peer."""
-  matmul = results["matmul_gflops"]
+  """Adds GFLOP/s, % of matmul, and the ratios that answer the questions."""
+  matmul = {"float32": results["matmul_gflops"],
+            "mixed_bfloat16": results["matmul"].get("tf_bfloat16_gflops")}
   candidates = results["candidates"]
-  for entry in candidates.values():
-    if "images_per_sec" in entry:
-      gflops = entry["images_per_sec"] * TRAIN_FLOPS_PER_IMAGE / 1e9
-      entry["gflops"] = gflops
-      entry["percent_of_matmul"] = 100 * gflops / matmul if matmul else None
-  peers = {name: entry["images_per_sec"] for name, entry in candidates.items()
-           if name != "tf_raw" and "images_per_sec" in entry}
-  ours = candidates.get("tf_raw", {}).get("images_per_sec")
-  if peers and ours:
-    fastest = max(peers, key=peers.get)
-    results["tf_raw_vs_fastest_peer"] = {
-        "peer": fastest, "speedup": ours / peers[fastest],
-        "cpu_speedup": (candidates["tf_raw"]["images_per_cpu_sec"] /
-                        candidates[fastest]["images_per_cpu_sec"])}
+  timed = {name for name, entry in candidates.items()
+           if "images_per_sec" in entry}
+  for name in timed:
+    entry = candidates[name]
+    gflops = entry["images_per_sec"] * TRAIN_FLOPS_PER_IMAGE / 1e9
+    entry["gflops"] = gflops
+    limit = matmul[entry["precision"]]
+    entry["percent_of_matmul"] = 100 * gflops / limit if limit else None
+
+  def fastest(names):
+    names = [name for name in names if name in timed]
+    return max(names, key=lambda name: candidates[name]["images_per_sec"],
+               default=None)
+
+  comparisons = []
+  float32_peer, bfloat16_peer = fastest(FLOAT32_PEERS), fastest(BFLOAT16_PEERS)
+  wanted = [("tf_raw", float32_peer, "fastest float32 peer"),
+            ("tf_raw_bf16", float32_peer, "fastest float32 peer"),
+            ("tf_raw_bf16", bfloat16_peer, "fastest bfloat16 peer"),
+            ("tf_raw_bf16", "tf_raw", "bfloat16 speed-up")]
+  for ours, peer, why in wanted:
+    if ours in timed and peer in timed:
+      comparisons.append(compare(candidates, ours, peer, why))
+  results["comparisons"] = comparisons
+  epoch = results.get("epoch")
+  if epoch and epoch.get("images_per_sec") and "tf_raw" in timed:
+    epoch["step_rate"] = candidates["tf_raw"]["images_per_sec"]
+    epoch["ratio_to_step_rate"] = epoch["images_per_sec"] / epoch["step_rate"]
 
 
 def _matmul_line(results):
   matmul = results["matmul"]
   if "error" in matmul:
-    return f"float32 matmul: not measured ({matmul['error']})."
-  return (f"float32 matmul: {results['matmul_gflops']:.1f} GFLOP/s "
-          f"(TensorFlow {matmul['tf_gflops']:.1f}, numpy "
-          f"{matmul['numpy_gflops']:.1f}); training work "
-          f"{TRAIN_FLOPS_PER_IMAGE / 1e6:.1f} MFLOP/image.")
+    return f"matmul: not measured ({matmul['error']})."
+  return (f"matmul {results['settings']['matmul_size']}^2: float32 "
+          f"{results['matmul_gflops']:.1f} GFLOP/s (TensorFlow "
+          f"{matmul['tf_gflops']:.1f}, numpy {matmul['numpy_gflops']:.1f}), "
+          f"bfloat16 {matmul['tf_bfloat16_gflops']:.1f} GFLOP/s (TensorFlow); "
+          f"training work {TRAIN_FLOPS_PER_IMAGE / 1e6:.1f} MFLOP/image.")
+
+
+def _setting(entry):
+  """The row's setting, with the oneDNN state its process reported."""
+  onednn = entry.get("onednn")
+  if onednn is None or not entry["setting"].startswith("oneDNN"):
+    return entry["setting"]
+  return "oneDNN " + ("on" if onednn else "off")
 
 
 def table(results):
   """The results as lines of text."""
-  lines = [f"Machine: {results['machine']['cpu']}, "
-           f"{results['machine']['cores']} cores; TensorFlow "
-           f"{results['machine']['tensorflow']}, torch "
-           f"{results['machine']['torch']}.",
-           _matmul_line(results), "",
-           f"{'candidate':11s} {'setting':16s} {'images/sec':>10s} "
-           f"{'(min-max)':>13s} {'GFLOP/s':>8s} {'% matmul':>8s} "
-           f"{'img/CPU-s':>9s}"]
+  info = results["machine"]
+  load_start, load_end = info["load_average"], results["load_average_end"]
+  settings = results["settings"]
+  lines = [f"Machine: {info['cpu']}, {info['cores']} cores; "
+           f"{cpu_features.describe(info['cpu_features'])}; TensorFlow "
+           f"{info['tensorflow']}, Keras {info['keras']}, torch "
+           f"{info['torch']}.",
+           f"Load average (1 min) at start {load_start[0]:.1f}, at end "
+           f"{load_end[0]:.1f} (2 or more on 2 cores: other work shared "
+           "the CPU).",
+           _matmul_line(results)]
+  if info["native_bfloat16"] is False:
+    lines.append("Note: this CPU has no native bfloat16 (AVX512_BF16 or "
+                 "AMX): the _bf16 rows are emulated, and may be slower.")
+  lines += ["",
+            f"{settings['repeats']} rounds; in each, every candidate ran "
+            f"{settings['steps']} steps of {settings['batch_size']} in turn "
+            "(order rotating), after a warm-up in its own process.",
+            f"{'candidate':15s} {'setting':15s} {'images/sec':>10s} "
+            f"{'(min-max)':>13s} {'GFLOP/s':>8s} {'% matmul':>8s} "
+            f"{'img/CPU-s':>9s}"]
   for name, entry in results["candidates"].items():
     if "images_per_sec" not in entry:
-      lines.append(f"{name:11s} {entry.get('skipped') or entry.get('error')}")
+      lines.append(f"{name:15s} {entry.get('skipped') or entry.get('error')}")
       continue
     low, high = min(entry["repeats"]), max(entry["repeats"])
     percent = entry["percent_of_matmul"]
     lines.append(
-        f"{name:11s} {entry['setting']:16s} {entry['images_per_sec']:10,.0f} "
+        f"{name:15s} {_setting(entry):15s} {entry['images_per_sec']:10,.0f} "
         f"{f'({low:,.0f}-{high:,.0f})':>13s} {entry['gflops']:8.1f} "
         + (f"{percent:7.1f}%" if percent is not None else "     n/a")
         + f" {entry['images_per_cpu_sec']:9,.0f}")
-  lines.append("img/CPU-s: images per CPU-second of the candidate's process "
-               "(steadier than images/sec when other work shares the CPU).")
+  lines.append("_bf16: float32 weights and optimizer, bfloat16 layers "
+               "(--precision=mixed_bfloat16, Keras's mixed_bfloat16 policy, "
+               "torch.autocast). % matmul: of the matmul rate at the row's "
+               "precision. img/CPU-s: images per CPU-second of the process.")
+  if results["comparisons"]:
+    lines += ["", f"{'ratio':52s} of medians   per round: median (min-max)"
+              "   img/CPU-s"]
+  for comparison in results["comparisons"]:
+    label = (f"{comparison['ours']} / {comparison['peer']} "
+             f"({comparison['why']})")
+    lines.append(
+        f"{label:52s} {comparison['ratio_of_medians']:9.2f}x   "
+        f"{comparison['round_ratio_median']:.2f}x "
+        f"({comparison['round_ratio_min']:.2f}-"
+        f"{comparison['round_ratio_max']:.2f})"
+        f"{comparison['cpu_ratio_of_medians']:12.2f}x")
   lines.append("")
-  versus = results.get("tf_raw_vs_fastest_peer")
-  if versus:
-    lines.append(f"tf_raw / fastest peer ({versus['peer']}): "
-                 f"{versus['speedup']:.2f}x in images/sec, "
-                 f"{versus['cpu_speedup']:.2f}x in images per CPU-second")
   tf_raw = results["candidates"].get("tf_raw", {})
   if "eval_seconds" in tf_raw:
     lines.append(f"Evaluation pass over {tf_raw['eval_images']:,} images "
@@ -316,13 +518,48 @@ def table(results):
   if epoch and "error" not in epoch:
     lines.append(
         f"python -m tf_raw.train, 1 epoch of {epoch['train_images']:,} "
-        f"images: peak RSS {epoch['peak_rss_mb']:,.0f} MB, "
-        f"{epoch['images_per_sec'] or 0:,.0f} images/sec, "
-        f"{epoch['wall_seconds']:.0f} s wall (loading, checkpoints and one "
-        f"evaluation of {epoch['test_images']:,} images included)")
+        f"images: {epoch['images_per_sec'] or 0:,.0f} images/sec, peak RSS "
+        f"{epoch['peak_rss_mb']:,.0f} MB, {epoch['wall_seconds']:.0f} s wall "
+        f"(loading, checkpoints and one evaluation of "
+        f"{epoch['test_images']:,} images included)")
+    if "ratio_to_step_rate" in epoch:
+      after = epoch.get("step_rate_after")
+      lines.append(
+          f"epoch / step rate: {epoch['ratio_to_step_rate']:.2f}x (tf_raw's "
+          f"step median {epoch['step_rate']:,.0f} images/sec in this run"
+          + (f"; a repeat right after the epoch: {after:,.0f}, "
+             f"{epoch['images_per_sec'] / after:.2f}x)" if after else ")"))
   elif epoch:
     lines.append(f"python -m tf_raw.train epoch: {epoch['error']}")
   return lines
+
+
+def _time_workers(workers, config, results, log):
+  """Warm-up, rounds, the epoch; returns {candidate: {setting: row}}."""
+  log(f"Started {len(workers)} candidate processes; waiting for their "
+      "warm-up (tracing, oneDNN primitives)")
+  for worker in workers:
+    worker.wait_ready()
+  log(f"Timing {config.repeats} rounds of {config.steps} steps of "
+      f"{config.batch_size}, candidates in turns")
+  time_in_rounds(workers, config.repeats, log)
+  tf_raw = next((worker for worker in workers
+                 if worker.name == "tf_raw" and worker.alive), None)
+  # Everything but tf_raw ends now; tf_raw waits (idle) through the epoch
+  # for one more repeat right after it.
+  rows = {}
+  for worker in workers:
+    if worker is not tf_raw:
+      rows.setdefault(worker.name, {})[worker.setting] = worker.stop()
+  if config.epoch:
+    log(f"Running python -m tf_raw.train for one epoch of "
+        f"{config.epoch_images:,} images")
+    results["epoch"] = measure_epoch(config)
+    if tf_raw is not None:
+      results["epoch"]["step_rate_after"] = tf_raw.repeat(record=False)
+  if tf_raw is not None:
+    rows.setdefault("tf_raw", {})[tf_raw.setting] = tf_raw.stop()
+  return rows
 
 
 def run(config, log=print):
@@ -330,23 +567,22 @@ def run(config, log=print):
   start = time.monotonic()
   results = {"machine": machine(), "settings": dataclasses.asdict(config),
              "train_flops_per_image": TRAIN_FLOPS_PER_IMAGE}
-  log(f"Measuring float32 matmul ({config.matmul_size}x{config.matmul_size})")
-  matmul = _run_worker({"task": "matmul", "size": config.matmul_size},
-                       {"TF_ENABLE_ONEDNN_OPTS": "1"})
+  log(f"Measuring matmul ({config.matmul_size}x{config.matmul_size}, "
+      "float32 and bfloat16)")
+  matmul = _run_matmul(config.matmul_size)
   results["matmul"] = matmul
   results["matmul_gflops"] = max(matmul.get("tf_gflops", 0.0),
                                  matmul.get("numpy_gflops", 0.0))
-  log("Timing training steps (median of "
-      f"{config.repeats} x {config.steps} steps of {config.batch_size})")
-  results["candidates"] = {
-      candidate: measure_candidate(candidate, config, log)
-      for candidate in bench_config.CANDIDATES
-      if candidate in config.candidates}
-  if config.epoch:
-    log(f"Running python -m tf_raw.train for one epoch of "
-        f"{config.epoch_images:,} images")
-    results["epoch"] = measure_epoch(config)
+  workers = start_workers(config)
+  try:
+    rows = _time_workers(workers, config, results, log)
+  finally:
+    for worker in workers:  # Only left running after an error or Ctrl-C.
+      worker.kill()
+  results["candidates"] = {name: candidate_entry(name, rows[name])
+                           for name in bench_config.CANDIDATES if name in rows}
   summarize(results)
+  results["load_average_end"] = os.getloadavg()
   results["seconds"] = time.monotonic() - start
   return results
 

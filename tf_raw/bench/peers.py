@@ -9,19 +9,18 @@ RMSProp(0.001, decay 0.9) on batches of 128, each in its own idiom:
   placeholders, `Session.run(train_op, feed_dict=...)`) on float32 images and
   one-hot labels prepared up front, as the notebook did.
 * `keras_fit_rates`: a `keras.Sequential` trained by `model.fit` from a
-  `tf.data` pipeline (batch, repeat, prefetch), timed by a callback.
+  `tf.data` pipeline (batch, repeat, prefetch), timed by a callback; with
+  precision="mixed_bfloat16", under Keras's `mixed_bfloat16` policy (float32
+  variables, bfloat16 layers: what `--precision=mixed_bfloat16` does).
 
-Every function takes plain numbers and returns images/sec per timed repeat
-(`timing.time_repeats`); `worker.py` chooses the settings and the
-process environment.
+Each takes a `timing.Turns` and plain numbers, warms up, then times one
+repeat per turn the parent gives it; `worker.py` chooses the settings and
+the process environment.
 """
-
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from tf_raw.bench import timing
 from tf_raw import model as model_lib
 from tf_raw.tf1 import tf1_graph
 
@@ -45,8 +44,9 @@ def random_pool(num_images, seed=0):
   return images, labels
 
 
-def tf1_graph_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """`time_repeats` of the notebook's TF1 graph, fed like the notebook."""
+def tf1_graph_rates(turns, warmup_steps, pool_batches=20):
+  """`turns.serve` of the notebook's TF1 graph, fed like the notebook."""
+  batch_size = turns.batch_size
   images, labels = random_pool(pool_batches * batch_size)
   # The notebook scaled and one-hot encoded the whole set before training.
   float_images = tf1_graph.to_float_images(images)
@@ -66,10 +66,10 @@ def tf1_graph_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
       batch[0] += 1
 
   try:
-    return timing.time_repeats(run_steps, batch_size, warmup_steps,
-                                     steps, repeats)
+    turns.serve(run_steps, warmup_steps)
   finally:
     notebook.close()
+  return {}
 
 
 def keras_model():
@@ -97,10 +97,24 @@ def keras_model():
   ])
 
 
-def keras_fit_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
-  """Like `timing.time_repeats`, for `model.fit`, timed between batch callbacks."""
+def keras_fit_rates(turns, warmup_steps, max_repeats, precision="float32",
+                    pool_batches=20):
+  """`model.fit`, timed between batch callbacks, one repeat per turn.
+
+  The callback waits for the parent's turn inside `fit` (the time waiting is
+  not counted), and stops `fit` when the parent says stop.
+
+  Args:
+    turns: a `timing.Turns`.
+    warmup_steps: steps before the first turn.
+    max_repeats: the most turns the parent will give (sizes the fit).
+    precision: "float32" or "mixed_bfloat16" (Keras's policy of that name).
+  """
   import keras  # pylint: disable=g-import-not-at-top
 
+  batch_size, steps = turns.batch_size, turns.steps
+  if precision != "float32":
+    keras.mixed_precision.set_global_policy(precision)
   model = keras_model()
   model.compile(
       # Keras's RMSprop starts its mean square at zeros, not ones (see
@@ -115,22 +129,21 @@ def keras_fit_rates(batch_size, warmup_steps, steps, repeats, pool_batches=20):
           .batch(batch_size).repeat().prefetch(tf.data.AUTOTUNE))
 
   class Clock(keras.callbacks.Callback):
-    """Notes the time after the warm-up and after every `steps` steps."""
-
-    def __init__(self):
-      super().__init__()
-      self.marks = []
+    """After the warm-up and after every `steps` steps: report, wait a turn."""
 
     def on_train_batch_end(self, batch, logs=None):
       done = batch + 1 - warmup_steps
-      if done >= 0 and done % steps == 0:
-        self.marks.append((time.perf_counter(), time.process_time()))
+      if done < 0 or done % steps:
+        return
+      if done == 0:
+        turns.ready()
+      else:
+        turns.end_turn()
+      if not turns.next_turn():
+        self.model.stop_training = True
 
-  clock = Clock()
-  model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps * repeats,
-            callbacks=[clock], verbose=0)
-  intervals = list(zip(clock.marks, clock.marks[1:]))
-  return {"repeats": [steps * batch_size / (end[0] - start[0])
-                      for start, end in intervals],
-          "cpu_repeats": [steps * batch_size / (end[1] - start[1])
-                          for start, end in intervals]}
+  model.fit(data, epochs=1,
+            steps_per_epoch=warmup_steps + steps * (max_repeats + 1),
+            callbacks=[Clock()], verbose=0)
+  return {"compute_dtype": model.layers[0].compute_dtype,
+          "variable_dtype": model.layers[0].variable_dtype}

@@ -5,13 +5,16 @@ importable, so tf_raw never requires torch. The network and recipe are the
 notebook's (no biases, dropout keep 0.8 / 0.5, RMSprop(0.001, alpha=0.9),
 batch 128); PyTorch's RMSprop starts its mean square at zeros and adds eps
 outside the square root, which changes the numbers, not the cost per step.
+With precision="mixed_bfloat16" the forward pass and the loss run under
+`torch.autocast("cpu", dtype=torch.bfloat16)` (float32 parameters and
+optimizer; convolutions and matmuls in bfloat16), PyTorch's own mixed
+precision.
 """
 
 import numpy as np
 import torch
 from torch import nn
 
-from tf_raw.bench import timing
 
 IMAGE_SHAPE = (32, 32, 3)  # As tf_raw.model.IMAGE_SHAPE (NHWC).
 NUM_CLASSES = 10
@@ -37,16 +40,20 @@ def torch_model():
   return model
 
 
-def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
-                  threads, pool_batches=20):
-  """Images/sec per repeat of a plain PyTorch training loop.
+def pytorch_rates(turns, warmup_steps, channels_last, threads,
+                  precision="float32", pool_batches=20):
+  """A plain PyTorch training loop, one timed repeat per turn.
 
   Args:
-    batch_size, warmup_steps, steps, repeats: as `timing.time_repeats`.
+    turns: a `timing.Turns`.
+    warmup_steps: steps before the first turn.
     channels_last: store activations NHWC (usually faster on CPU).
     threads: torch.set_num_threads (the machine's cores).
+    precision: "float32", or "mixed_bfloat16" for autocast to bfloat16.
     pool_batches: distinct batches cycled through.
   """
+  batch_size = turns.batch_size
+  autocast = precision == "mixed_bfloat16"
   torch.manual_seed(0)
   torch.set_num_threads(threads)
   memory_format = (torch.channels_last if channels_last
@@ -70,11 +77,12 @@ def pytorch_rates(batch_size, warmup_steps, steps, repeats, channels_last,
     for _ in range(num_steps):
       start = batch[0] % pool_batches * batch_size
       optimizer.zero_grad(set_to_none=True)
-      loss = loss_fn(model(images[start:start + batch_size]),
-                     labels[start:start + batch_size])
+      with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = loss_fn(model(images[start:start + batch_size]),
+                       labels[start:start + batch_size])
       loss.backward()
       optimizer.step()
       batch[0] += 1
 
-  return timing.time_repeats(run_steps, batch_size, warmup_steps, steps,
-                                   repeats)
+  turns.serve(run_steps, warmup_steps)
+  return {"mkldnn": torch.backends.mkldnn.is_available()}

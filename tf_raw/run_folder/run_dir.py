@@ -54,10 +54,12 @@ CHECKPOINT_PREFIX = config_lib.CHECKPOINT_PREFIX  # ckpt-<global step>.*
 IDENTITY_FLAGS = ("dataset", "data_layout", "batch_size", "drop_remainder",
                   "shuffle", "seed", "learning_rate", "decay", "momentum",
                   "epsilon", "keep_prob_conv", "keep_prob_hidden",
-                  "init_stddev", "ema_decay", "augment", "lr_schedule")
-# Identity flags added after run_config.json existed: a file without one
-# was written by a run that had its default.
-_ADDED_LATER = {"augment": "none", "lr_schedule": "constant"}
+                  "init_stddev", "ema_decay", "augment", "lr_schedule",
+                  "precision")
+# Identity flags added after run_config.json existed: their value in a run
+# folder that predates them (what every run used then).
+_IDENTITY_DEFAULTS = {"augment": "none", "lr_schedule": "constant",
+                      "precision": "float32"}
 _RUN_CONFIG_VERSION = 1
 
 
@@ -217,6 +219,21 @@ def _write_advice(error):
   return "check the file (is it a folder?)"
 
 
+def recorded_setting(model_dir, name):
+  """The value of identity flag `name` recorded in model_dir/run_config.json.
+
+  Returns None when the folder has no run_config.json; a flag added after the
+  folder was written reads as its value then (e.g. precision: "float32").
+
+  Raises:
+    RunDirError: run_config.json cannot be read.
+  """
+  saved = _read_run_config(model_dir)
+  if saved is None:
+    return None
+  return saved.get(name, _IDENTITY_DEFAULTS.get(name))
+
+
 def _describe_change(name, saved, current):
   if name == "num_train_images":
     return f"{saved} training images there, {current} now"
@@ -244,9 +261,10 @@ def check_identity(model_dir, identity):
   saved = _read_run_config(model_dir)
   if saved is None:
     return  # Written by a version without run_config.json: nothing to check.
-  saved = {**_ADDED_LATER, **saved}
-  changes = [_describe_change(name, saved.get(name), value)
-             for name, value in identity.items() if saved.get(name) != value]
+  saved = {name: saved.get(name, _IDENTITY_DEFAULTS.get(name))
+           for name in identity}
+  changes = [_describe_change(name, saved[name], value)
+             for name, value in identity.items() if saved[name] != value]
   if changes:
     raise RunDirError(
         f"--model_dir={model_dir} holds a run made with other settings ("

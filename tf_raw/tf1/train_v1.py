@@ -57,6 +57,7 @@ USED_FIELDS = frozenset({
     "api", "deterministic",
     # TF2-only, and refused unless at their defaults (see `check`).
     "augment", "lr_schedule",
+    "precision",  # Only float32 gets here (train_flags refuses the others).
 })
 
 

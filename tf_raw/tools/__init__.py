@@ -7,5 +7,6 @@ the data and draws a sample grid (`image_grid`); `plot` (the program) and
 `curves` (its library) draw the loss and accuracy curves of runs from their
 metrics.jsonl; `cifar_writer` writes
 CIFAR-10's batch files byte for byte (used by the tests, the benchmark and
-scripts/jpeg_to_cifar.py).
+scripts/jpeg_to_cifar.py); `cpu_features` reads the CPU's AVX-512,
+AVX512_BF16 and AMX flags (the --precision notice and the benchmark).
 """

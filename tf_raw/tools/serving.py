@@ -11,7 +11,9 @@ The exported SavedModel has one signature, `serving_default`:
              probabilities  float32 [None, num_classes]   softmax of the logits
 
 The preprocessing (uint8 -> float32 in [0, 1], as in training) is inside it,
-and dropout is off. The class names travel with it: as the string variable
+and dropout is off. It computes in the run's precision (run_config.json's
+`precision`: a mixed_bfloat16 run serves with bfloat16 layers), while its
+variables stay float32 and its probabilities are float32 either way. The class names travel with it: as the string variable
 `class_names` (`tf.saved_model.load(dir).class_names.numpy()`) and as the
 asset file `assets/class_names.txt` for readers without Python.
 
@@ -30,6 +32,7 @@ import tensorflow as tf
 from tf_raw import data
 from tf_raw import model as model_lib
 from tf_raw.run_folder import checkpoints
+from tf_raw.run_folder import run_dir
 from tf_raw.run_folder import run_files
 
 SIGNATURE_KEY = "serving_default"  # The key TF Serving and saved_model_cli use.
@@ -95,6 +98,16 @@ def restore_classifier(model_dir, out=None):
         f"`python -m tf_raw.train --model_dir={model_dir}` or point "
         "--model_dir at a trained run.")
   saved_names = run_files.read_class_names(model_dir)
+  try:
+    # Evaluate as the run did: in its precision (float32 for older runs).
+    precision = run_dir.recorded_setting(model_dir, "precision") or "float32"
+  except run_dir.RunDirError as error:
+    raise ServingError(str(error)) from error
+  if precision not in model_lib.COMPUTE_DTYPES:
+    raise ServingError(
+        f"{os.path.join(model_dir, run_dir.RUN_CONFIG_FILE)} names precision "
+        f"{precision!r}, which this version cannot compute in; restore that "
+        "file from the run.")
 
   def restore(prefix):
     shapes = dict(tf.train.list_variables(prefix))  # A damaged index fails.
@@ -112,7 +125,7 @@ def restore_classifier(model_dir, out=None):
           f"{os.path.join(model_dir, run_files.CLASS_NAMES_FILE)} names "
           f"{len(class_names)} classes but the checkpoint has {num_classes} "
           "outputs; restore that file from the run or delete it.")
-    model = model_lib.ConvNet(num_classes=num_classes)
+    model = model_lib.ConvNet(num_classes=num_classes, precision=precision)
     # Serve the weights the run evaluated with: their moving average when the
     # run kept one (--ema_decay > 0), else the raw weights.
     if _OUTPUT_WEIGHT_KEY.replace("model/", "average_model/", 1) in shapes:
