@@ -188,24 +188,12 @@ def _tensorflow_io_error(error):
                tf_errors.UnimplementedError)
   if not isinstance(error, io_errors):
     return None
-  text = one_line(error)
+  from tf_raw.run_folder import run_dir  # pylint: disable=g-import-not-at-top
+  text = run_dir.one_line(error, 300)
   advice = ("free some disk space and run the same command again"
             if isinstance(error, tf_errors.ResourceExhaustedError) else
             "check the path, its permissions and the free disk space")
   return f"TensorFlow could not read or write a file ({text}); {advice}."
-
-
-def one_line(error, limit=300):
-  """An exception's text as one short line, for user messages.
-
-  TensorFlow's op errors are wrapped as "{{function_node ...}} <text>
-  [Op:SaveV2]"; only <text> is kept.
-  """
-  text = getattr(error, "message", None) or str(error)
-  text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.strip())
-  text = re.sub(r"\s*\[Op:\w+\]$", "", text)
-  text = text.splitlines()[0] if text else type(error).__name__
-  return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def boundary(main):

@@ -42,19 +42,6 @@ def checkpoint_step(prefix):
   return int(match.group(1)) if match else -1
 
 
-def _one_line(error, limit=200):
-  """An exception's text as one short line, for user messages.
-
-  TensorFlow's op errors are wrapped as "{{function_node ...}} <text>
-  [Op:SaveV2]"; only <text> is kept.
-  """
-  text = getattr(error, "message", None) or str(error)
-  text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.strip())
-  text = re.sub(r"\s*\[Op:\w+\]$", "", text)
-  text = text.splitlines()[0] if text else type(error).__name__
-  return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _os_reason(error):
   """'No space left on device' from a failed write, whichever layer raised.
 
@@ -62,7 +49,7 @@ def _os_reason(error):
   """
   if isinstance(error, OSError) and error.strerror:
     return error.strerror
-  return _one_line(error).rsplit("; ", 1)[-1]
+  return run_dir.one_line(error).rsplit("; ", 1)[-1]
 
 
 def _different_model_detail(error):
@@ -80,7 +67,7 @@ def _different_model_detail(error):
     saved, ours, name = shapes.groups()
     return f"{name} has shape {saved} there but {ours} here"
   if isinstance(error, ValueError) and "incompatible" in text:
-    return _one_line(error)
+    return run_dir.one_line(error)
   if isinstance(error, AssertionError):
     unmatched = re.search(r"Found (\d+) Python objects that were not bound",
                           text)
@@ -142,7 +129,7 @@ def restore_newest(model_dir, prefixes, restore, out=print, advice=""):
     except CheckpointError:
       raise
     except Exception as error:  # pylint: disable=broad-except
-      reason = f"{type(error).__name__}: {_one_line(error, 120)}"
+      reason = f"{type(error).__name__}: {run_dir.one_line(error, 120)}"
       damaged.append(f"{os.path.basename(prefix)} ({reason})")
       out(f"Checkpoint {prefix} is damaged ({reason}); falling back to the "
           "one before it.")

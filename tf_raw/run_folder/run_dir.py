@@ -32,6 +32,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import uuid
 import zlib
 
@@ -198,15 +199,25 @@ def _read_run_config(model_dir):
   except FileNotFoundError:
     return None
   except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
-    detail = _reason(error) if isinstance(error, OSError) else _one_line(error)
+    detail = (_reason(error) if isinstance(error, OSError)
+              else one_line(error, 120))
     raise RunDirError(
         f"{path} cannot be read ({type(error).__name__}: {detail}); it records "
         "the settings of the run in that folder, so restore it, or delete it "
         "if you are sure this command uses the same settings.") from error
 
 
-def _one_line(error, limit=120):
-  text = " ".join(str(error).split()) or type(error).__name__
+def one_line(error, limit=200):
+  """An exception's text as one short line, for user messages.
+
+  TensorFlow's op errors are wrapped as "{{function_node ...}} <text>
+  [Op:SaveV2]"; only <text> is kept. (Also used by checkpoints.py and by
+  the programs' error boundary in flags/cli.py.)
+  """
+  text = getattr(error, "message", None) or str(error)
+  text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.strip())
+  text = re.sub(r"\s*\[Op:\w+\]$", "", text)
+  text = text.splitlines()[0] if text else type(error).__name__
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

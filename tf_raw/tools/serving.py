@@ -216,7 +216,7 @@ def load_saved_model(export_dir):
     # OSError, DataLossError, ...): all mean "not readable".
     raise ServingError(
         f"{export_dir} holds no readable SavedModel ({type(error).__name__}: "
-        f"{checkpoints._one_line(error, 120)}); {how}.") from error  # pylint: disable=protected-access
+        f"{run_dir.one_line(error, 120)}); {how}.") from error
   signature = getattr(loaded, "signatures", {}).get(SIGNATURE_KEY)
   _, inputs = (signature.structured_input_signature if signature is not None
                else ((), {}))

@@ -41,7 +41,6 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from tf_raw import loop
-from tf_raw.run_folder import checkpoints
 from tf_raw.run_folder import run_dir
 from tf_raw.tools import image_grid
 from tf_raw import step as step_lib
@@ -116,7 +115,7 @@ def _events_reported(hook_method):
       return hook_method(self, *args)
     except (tf.errors.OpError, OSError) as error:
       reason = (error.strerror if isinstance(error, OSError) and error.strerror
-                else checkpoints._one_line(error))  # pylint: disable=protected-access
+                else run_dir.one_line(error))
       raise run_dir.RunDirError(
           f"Cannot write TensorBoard events in {self.model_dir} ({reason}); "
           "free some disk space, or move away a file named train or test "
