@@ -118,6 +118,24 @@ STEP_LOG = flags.DEFINE_bool(
     "its images' indices) to MODEL_DIR/steps.log, to check that interrupted "
     "and resumed runs skip and repeat nothing.")
 
+STRATEGY = flags.DEFINE_enum(
+    "strategy", _D.strategy, ["default", "mirrored", "multi_worker"],
+    "Where the steps run (tf_raw/distribute.py). default: one device; "
+    "mirrored: --replicas copies of the model on this machine (its GPUs, or "
+    "logical CPU devices), each step's batch split between them; "
+    "multi_worker: one process per worker, described by TF_CONFIG (python -m "
+    "tf_raw.launch starts them on one machine). Checkpoints work across "
+    "strategies. Notebook: one device.")
+REPLICAS = flags.DEFINE_integer(
+    "replicas", _D.replicas,
+    "--strategy=mirrored: how many replicas (GPUs, or logical CPU devices "
+    "sharing this CPU's cores).", lower_bound=1)
+COLLECTIVE_TIMEOUT = flags.DEFINE_float(
+    "collective_timeout", _D.collective_timeout,
+    "--strategy=multi_worker: seconds a worker waits for the others at each "
+    "gradient all-reduce before the run stops with an error (0: forever).",
+    lower_bound=0.0)
+
 API = flags.DEFINE_enum(
     "api", _D.api, ["v2", "v1"],
     "Which implementation trains. v2: this project's TF2 code (tf.function, "
@@ -128,7 +146,7 @@ API = flags.DEFINE_enum(
 
 
 for _name in ("decay", "momentum", "epsilon", "init_stddev", "ema_decay",
-              "validation_split"):
+              "validation_split", "collective_timeout"):
   common_flags.register_finite(_name)
 flags.register_validator(
     "decay", lambda v: v < 1.0, "--decay must be below 1 (0.9 is usual).")
@@ -166,6 +184,18 @@ flags.register_multi_flags_validator(
         values["augment"] == "none" and values["lr_schedule"] == "constant"),
     "--api=v1 trains the notebook's TF1 graph, which has no --augment or "
     "--lr_schedule; leave them at none and constant, or use --api=v2.")
+
+flags.register_multi_flags_validator(
+    ["strategy", "replicas"],
+    lambda values: values["strategy"] == "mirrored" or values["replicas"] == 1,
+    "--replicas is the number of mirrored replicas; add --strategy=mirrored, "
+    "or drop --replicas (multi_worker takes one replica per worker).")
+
+flags.register_multi_flags_validator(
+    ["api", "strategy"],
+    lambda values: values["api"] == "v2" or values["strategy"] == "default",
+    "--api=v1 runs the notebook's TF1 graph on one device; drop --strategy or "
+    "use --api=v2.")
 
 flags.register_multi_flags_validator(
     ["api", "precision"],

@@ -104,6 +104,10 @@ FLAG_CASES = [
     ("--api=v3", "value should be one of <v2|v1>."),
     ("--augment=mixup", "value should be one of <none|crop_flip>."),
     ("--lr_schedule=step", "value should be one of <constant|cosine>."),
+    ("--strategy=tpu",
+     "value should be one of <default|mirrored|multi_worker>."),
+    ("--replicas=0", "0 is not a positive integer."),
+    ("--collective_timeout=-1", "-1.0 is not a non-negative float."),
 ]
 OTHER_USAGE_CASES = [  # (arguments, the whole error line).
     (["--learning_rat=0.1"], PROGRAM + "Unknown command line flag "
@@ -114,6 +118,13 @@ OTHER_USAGE_CASES = [  # (arguments, the whole error line).
      "augment=crop_flip, lr_schedule=constant: --api=v1 trains the notebook's "
      "TF1 graph, which has no --augment or --lr_schedule; leave them at none "
      "and constant, or use --api=v2." + SEE_HELP),
+    (["--replicas=2"], PROGRAM + "flags replicas=2, strategy=default: "
+     "--replicas is the number of mirrored replicas; add --strategy=mirrored, "
+     "or drop --replicas (multi_worker takes one replica per worker)."
+     + SEE_HELP),
+    (["--api=v1", "--strategy=mirrored"], PROGRAM + "flags api=v1, "
+     "strategy=mirrored: --api=v1 runs the notebook's TF1 graph on one "
+     "device; drop --strategy or use --api=v2." + SEE_HELP),
 ]
 
 

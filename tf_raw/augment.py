@@ -81,12 +81,15 @@ def draw_crop_flip(batch_size, seed):
   return offsets, tf.equal(flip_bits, 1)
 
 
-def crop_flip(images_uint8, seed):
+def crop_flip(images_uint8, seed, rows=None):
   """Random 32x32 crops of the zero-padded images, each mirrored half the time.
 
   Args:
     images_uint8: uint8 [B, H, W, C] (CIFAR: [B, 32, 32, 3]).
     seed: int32/int64 [2]; the same seed gives the same crops and mirrors.
+    rows: None, or (first, global_batch) when the images are rows first..
+      of a larger batch split between replicas: they get those rows' draws
+      (as `distribute.draw_rows` does for the dropout masks).
 
   Returns:
     uint8 [B, H, W, C]: every pixel is an input pixel or a padding zero.
@@ -94,7 +97,13 @@ def crop_flip(images_uint8, seed):
   with tf.name_scope("crop_flip"):
     shape = tf.shape(images_uint8)
     batch_size, height, width = shape[0], shape[1], shape[2]
-    offsets, flips = draw_crop_flip(batch_size, seed)        # (B, 2), (B,)
+    if rows is None:
+      offsets, flips = draw_crop_flip(batch_size, seed)      # (B, 2), (B,)
+    else:  # A replica's rows of the whole batch's draws.
+      first, global_batch = rows
+      offsets, flips = draw_crop_flip(global_batch, seed)
+      offsets = offsets[first:first + batch_size]
+      flips = flips[first:first + batch_size]
     padded = tf.pad(images_uint8,
                     [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])  # (B, H+8, W+8, C)
 

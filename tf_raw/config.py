@@ -76,6 +76,14 @@ class TrainConfig:
   log_every_steps: int = 100  # TensorBoard scalars (and plain progress lines).
   step_log: bool = False  # One line per step in model_dir/steps.log (audits).
 
+  # Where the steps run (tf_raw/distribute.py): "default" (one device, the
+  # lesson's step), "mirrored" (`replicas` GPUs, or logical CPU devices) or
+  # "multi_worker" (one process per worker, TF_CONFIG; tf_raw/launch.py).
+  strategy: str = "default"
+  replicas: int = 1
+  # multi_worker: seconds a collective waits for a missing worker (0: forever).
+  collective_timeout: float = 60.0
+
   # Which implementation trains: "v2" (this project's TF2 code) or "v1" (the
   # notebook's own TF1 graph, tf_raw/tf1/tf1_graph.py, run by
   # tf_raw/tf1/train_v1.py).
@@ -90,6 +98,8 @@ class TrainConfig:
     assert self.augment in ("none", "crop_flip"), self
     assert self.lr_schedule in ("constant", "cosine"), self
     assert self.precision in ("float32", "mixed_bfloat16"), self
+    assert self.strategy in ("default", "mirrored", "multi_worker"), self
+    assert self.replicas >= 1 and self.collective_timeout >= 0, self
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ stopping the run, metrics.jsonl kept in step) is `tf_raw/run_folder/`, which
 wraps this class; the loop itself stays the TensorFlow.
 """
 
+import contextlib
 import math
 import time
 
@@ -178,7 +179,7 @@ class Trainer:
   """Trains `ConvNet` with TF1-style RMSProp on a `data.Dataset`."""
 
   def __init__(self, config, dataset, out=print, hooks=(),
-               checkpoints=Checkpoints):
+               checkpoints=Checkpoints, strategy=None):
     """Builds every variable, the traced steps and the checkpoint.
 
     Args:
@@ -188,6 +189,9 @@ class Trainer:
       hooks: `Hook`s called at fixed points of `run()`.
       checkpoints: a class like `Checkpoints`, called as
         checkpoints(checkpoint, model_dir, max_to_keep).
+      strategy: None (one device), or a `tf.distribute.Strategy` whose scope
+        the variables are created in (tf_raw/distribute.py); the loop is the
+        same either way.
     """
     self.config = config
     self.dataset = dataset
@@ -200,9 +204,11 @@ class Trainer:
         len(dataset.train_labels), config.batch_size, config.drop_remainder)
     check_steps_per_epoch(self.steps_per_epoch, len(dataset.train_labels),
                           config.batch_size)
-    self.learner = step_lib.Learner(
-        config, dataset.num_classes,
-        total_steps=config.epochs * self.steps_per_epoch)
+    self.strategy = strategy
+    with strategy.scope() if strategy else contextlib.nullcontext():
+      self.learner = step_lib.Learner(
+          config, dataset.num_classes,
+          total_steps=config.epochs * self.steps_per_epoch)
     learner = self.learner
     # Everything a restart needs, by name (the names are the checkpoint's keys).
     self.checkpoint = tf.train.Checkpoint(

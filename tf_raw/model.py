@@ -33,6 +33,8 @@ that already has the dtype, so the graph is exactly the float32 one.
 
 import tensorflow as tf
 
+from tf_raw import distribute
+
 IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
 HIDDEN_UNITS = 625
@@ -105,7 +107,7 @@ class ConvNet(tf.Module):
     return [getattr(self, name) for name in WEIGHT_SHAPES]
 
   def __call__(self, images, keep_prob_conv=1.0, keep_prob_hidden=1.0,
-               dropout_seed=None):
+               dropout_seed=None, dropout_rows=None):
     """Computes logits.
 
     Args:
@@ -136,7 +138,9 @@ class ConvNet(tf.Module):
         # The very mask of tf.nn.experimental.stateless_dropout(x, rate=1 -
         # keep_prob, seed=op_seed): the same uniform draw, the same test
         # (uniform >= rate), as a {0, 1/keep_prob} tensor.
-        uniform = tf.random.stateless_uniform(tf.shape(x), seed=op_seed)
+        uniform = distribute.draw_rows(
+            lambda shape: tf.random.stateless_uniform(shape, seed=op_seed),
+            tf.shape(x), dropout_rows)
         mask = tf.where(uniform >= 1.0 - keep_prob, 1.0 / keep_prob, 0.0)
         # The same float32 draw in every precision; 1/keep_prob as bfloat16
         # is rounded (1.25 and 2.0, the defaults, are exact).

@@ -11,6 +11,8 @@ Public pieces:
   (moving-average weights when kept) and `predict_raw` (the raw weights).
   Each refuses images that are not uint8 (`check_uint8`): the signature
   would otherwise cast floats in [0, 1] to 0s and 1s without a word.
+  Created inside a `tf.distribute` strategy's scope, the same Learner runs
+  each step on every replica (`_replica_step`, tf_raw/distribute.py).
 
 How this maps to the notebook's TF1 graph:
 
@@ -32,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_raw import augment as augment_lib
+from tf_raw import distribute
 from tf_raw import model as model_lib
 from tf_raw import optim
 
@@ -40,25 +43,31 @@ LABEL_SPEC = tf.TensorSpec([None], tf.int32)
 
 
 def loss(model, images_uint8, labels, keep_prob_conv=1.0,
-         keep_prob_hidden=1.0, dropout_seed=None):
+         keep_prob_hidden=1.0, dropout_seed=None, global_batch_size=None,
+         dropout_rows=None):
   """The notebook's loss: mean softmax cross-entropy of the logits.
 
   Args:
     model: a `model.ConvNet`.
     images_uint8: uint8 [B, 32, 32, 3].
     labels: int32 [B], class ids (one-hot encoded here, as the notebook's Y).
-    keep_prob_conv, keep_prob_hidden, dropout_seed: see `ConvNet.__call__`.
+    keep_prob_conv, keep_prob_hidden, dropout_seed, dropout_rows: see
+      `ConvNet.__call__`.
+    global_batch_size: None on one device (the mean over these B images); on
+      a replica, the images of the whole step, which the sum over these rows
+      is divided by (tf_raw/distribute.py, rule 2).
 
   Returns:
-    float32 scalar: the mean over the batch.
+    float32 scalar: the mean over the batch (on a replica: its share of it).
   """
   images = model_lib.scale_images(images_uint8)             # (B, 32, 32, 3)
   logits = model(images, keep_prob_conv, keep_prob_hidden,
-                 dropout_seed)                               # (B, classes)
+                 dropout_seed, dropout_rows)                 # (B, classes)
   per_image = tf.nn.softmax_cross_entropy_with_logits(
       labels=tf.one_hot(labels, model.num_classes), logits=logits)  # (B,)
-  # The mean over the global batch: what tf.distribute would need.
-  return tf.nn.compute_average_loss(per_image)
+  # sum(per_image) / global_batch_size: the mean on one device.
+  return tf.nn.compute_average_loss(per_image,
+                                    global_batch_size=global_batch_size)
 
 
 def dropout_seed(seed, step):
@@ -128,6 +137,12 @@ class Learner(tf.Module):
     """
     super().__init__(name="learner")
     self.config = config
+    # Built inside `strategy.scope()`, every variable below becomes one copy
+    # per replica, and the step runs on all of them (tf_raw/distribute.py).
+    # None: the default strategy, one device.
+    self.strategy = None
+    if tf.distribute.has_strategy():
+      self.strategy = tf.distribute.get_strategy()
     self.total_steps = max(total_steps or 1, 1)
     # config.precision: the layers' dtype (model.py's docstring); the
     # variables below, the slots, the average and the loss stay float32.
@@ -175,32 +190,15 @@ class Learner(tf.Module):
       images_uint8: uint8 [B, 32, 32, 3].
       labels: int32 [B], class ids.
     """
-    config = self.config
-    if config.augment == augment_lib.CROP_FLIP:
-      # Each step's crops and mirrors: a pure function of (seed, step), as
-      # the dropout masks are. Training only; evaluation sees the images.
-      images_uint8 = augment_lib.crop_flip(
-          images_uint8, augment_lib.augment_seed(config.seed,
-                                                 self.global_step))
-    # Each step's dropout masks: a pure function of (seed, step), so a
-    # restarted run draws exactly the masks an uninterrupted one would.
-    seed = dropout_seed(config.seed, self.global_step)
-    # The tape records the ops on the variables it watches (every trainable
-    # tf.Variable it sees read): the five weights, not the images.
-    with tf.GradientTape() as tape:
-      batch_loss = loss(self.model, images_uint8, labels,
-                        config.keep_prob_conv, config.keep_prob_hidden, seed)
-    gradients = tape.gradient(batch_loss, self.model.weights)
-    learning_rate = None  # --lr_schedule=constant: the notebook's rate.
-    if config.lr_schedule == "cosine":
-      learning_rate = optim.cosine_rate(config.learning_rate,
-                                        self.global_step, self.total_steps)
-    # ResourceApplyRMSProp, weight by weight.
-    self.optimizer.apply(gradients, learning_rate)
-    if self.average_model is not None:
-      optim.update_moving_average(self.average_model.weights,
-                                  self.model.weights, config.ema_decay,
-                                  self.global_step)
+    if self.strategy is None:  # One device: the lesson's step, as it is.
+      batch_loss = self._replica_step(images_uint8, labels)
+    else:
+      # Every replica runs _replica_step on its rows (tf_raw/distribute.py);
+      # each returns its share of the mean loss, and their SUM is the mean.
+      per_replica_loss = self.strategy.run(self._replica_step,
+                                           args=(images_uint8, labels))
+      batch_loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                        per_replica_loss, axis=None)
 
     # Bookkeeping in the graph: no step waits for Python to read a value.
     self.first_nonfinite_step.assign(tf.where(
@@ -208,6 +206,70 @@ class Learner(tf.Module):
         self.first_nonfinite_step, self.global_step))
     self.epoch_loss_sum.assign_add(batch_loss)
     self.global_step.assign_add(1)
+    return batch_loss
+
+  def _replica_step(self, images_uint8, labels):
+    """The forward pass, the gradients and the update, on one replica.
+
+    On one device the replica is the device and its rows the whole batch.
+    Under a strategy each replica takes its rows of the global batch, and
+    the gradients are summed across replicas before every copy of the
+    weights takes the same update (the rules of tf_raw/distribute.py).
+
+    Returns:
+      float32 scalar: this replica's share of the batch's mean loss.
+    """
+    config = self.config
+    replica = tf.distribute.get_replica_context()
+    rows = global_batch_size = None
+    if replica.num_replicas_in_sync > 1:
+      global_batch_size = tf.shape(labels)[0]
+      first, end = distribute.replica_rows(replica.replica_id_in_sync_group,
+                                           replica.num_replicas_in_sync,
+                                           global_batch_size)
+      images_uint8, labels = images_uint8[first:end], labels[first:end]
+      rows = (first, global_batch_size)
+    if config.augment == augment_lib.CROP_FLIP:
+      # Each step's crops and mirrors: a pure function of (seed, step), as
+      # the dropout masks are. Training only; evaluation sees the images.
+      images_uint8 = augment_lib.crop_flip(
+          images_uint8, augment_lib.augment_seed(config.seed,
+                                                 self.global_step), rows)
+    # Each step's dropout masks: a pure function of (seed, step), so a
+    # restarted run draws exactly the masks an uninterrupted one would.
+    seed = dropout_seed(config.seed, self.global_step)
+
+    def loss_and_gradients():
+      # The tape records the ops on the variables it watches (every
+      # trainable tf.Variable it sees read): the five weights, not the images.
+      with tf.GradientTape() as tape:
+        batch_loss = loss(self.model, images_uint8, labels,
+                          config.keep_prob_conv, config.keep_prob_hidden, seed,
+                          global_batch_size, rows)
+      return batch_loss, tape.gradient(batch_loss, self.model.weights)
+
+    if rows is None:
+      batch_loss, gradients = loss_and_gradients()
+    else:
+      # A replica with no rows (fewer images than replicas) adds nothing,
+      # but still joins the all-reduce below (Conv2D refuses empty batches).
+      batch_loss, gradients = tf.cond(
+          tf.shape(labels)[0] > 0, loss_and_gradients,
+          lambda: (tf.constant(0.0),
+                   [tf.zeros_like(w) for w in self.model.weights]))
+      # Rule 3: every replica gets the sum of all replicas' gradients.
+      gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+
+    learning_rate = None  # --lr_schedule=constant: the notebook's rate.
+    if config.lr_schedule == "cosine":
+      learning_rate = optim.cosine_rate(config.learning_rate,
+                                        self.global_step, self.total_steps)
+    # ResourceApplyRMSProp, weight by weight (on this replica's copies).
+    self.optimizer.apply(gradients, learning_rate)
+    if self.average_model is not None:
+      optim.update_moving_average(self.average_model.weights,
+                                  self.model.weights, config.ema_decay,
+                                  self.global_step)
     return batch_loss
 
   def _train_steps(self, images_uint8, labels):

@@ -62,6 +62,7 @@ def main(argv):
         run_dir.check_identity(config.model_dir,
                                run_dir.run_identity(config, dataset))
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tf_raw import distribute  # pylint: disable=g-import-not-at-top
     from tf_raw import loop  # pylint: disable=g-import-not-at-top
     from tf_raw.run_folder import guard  # pylint: disable=g-import-not-at-top
     from tf_raw.tools import progress  # pylint: disable=g-import-not-at-top
@@ -69,6 +70,17 @@ def main(argv):
 
     tf.get_logger().setLevel("WARNING")  # No per-checkpoint INFO lines,
     logging.set_verbosity(logging.WARNING)  # from either logger.
+    # Devices and TF_CONFIG before any other TensorFlow op.
+    strategy, worker = None, (0, 1)
+    if config.strategy != distribute.DEFAULT:
+      from tf_raw.run_folder import workers  # pylint: disable=g-import-not-at-top
+      with cli.user_errors(distribute.DistributeError):
+        if config.strategy == distribute.MIRRORED:
+          distribute.configure_devices(config.replicas)
+        else:
+          worker = distribute.worker_of_tf_config()
+        strategy = workers.start_strategy(config, worker)
+    is_chief = worker[0] == 0
     if config.deterministic:
       tf.config.experimental.enable_op_determinism()
     if (config.precision == "mixed_bfloat16"
@@ -87,15 +99,18 @@ def main(argv):
         # The same folder discipline as v2: checks, the lock, then files.
         train_v1.run_in_folder(config, dataset, write_run_files)
         return
-      # A bar on a terminal, plain lines in a log; TensorBoard events always.
-      bar = progress.Progress(sys.stdout, config.log_every_steps)
-      tensorboard = summaries.TensorBoard(config.model_dir,
-                                          config.log_every_steps)
+      out, hooks = (lambda line: None), []  # Other workers: errors only.
+      if is_chief:
+        # A bar on a terminal, plain lines in a log; TensorBoard events
+        # always.
+        bar = progress.Progress(sys.stdout, config.log_every_steps)
+        tensorboard = summaries.TensorBoard(config.model_dir,
+                                            config.log_every_steps)
+        out, hooks = bar.print_line, [write_run_files, tensorboard, bar]
       # loop.Trainer (the lesson), wrapped by the run folder's guarantees:
       # checkpoint fallback, the lock, Ctrl-C saving first, NaN stopping.
-      trainer = guard.GuardedTrainer(
-          config, dataset, out=bar.print_line,
-          hooks=[write_run_files, tensorboard, bar])
+      trainer = guard.GuardedTrainer(config, dataset, out=out, hooks=hooks,
+                                     strategy=strategy, worker=worker)
       trainer.run()  # SIGINT/SIGTERM: saves, then exits 130/143 itself.
   except (KeyboardInterrupt, cli.Terminated) as error:
     # Ctrl-C or SIGTERM before training (a download's .part file is gone

@@ -14,6 +14,7 @@ what"), without changing a single step:
   evaluation) in step with the checkpoints after any crash, `StepLogFile` writes steps.log (--step_log).
 """
 
+import contextlib
 import signal
 import time
 
@@ -22,23 +23,44 @@ import tensorflow as tf
 from tf_raw import loop
 from tf_raw.run_folder import checkpoints
 from tf_raw.run_folder import run_dir
+from tf_raw.run_folder import workers
 
 
 class GuardedTrainer(loop.Trainer):
   """`loop.Trainer` whose `run()` keeps every promise of the run folder."""
 
-  def __init__(self, config, dataset, out=print, hooks=()):
-    guards = [StopOnNonFinite(), MetricsFile()]
-    if config.step_log:
-      guards.append(StepLogFile())
+  def __init__(self, config, dataset, out=print, hooks=(), strategy=None,
+               worker=(0, 1)):
+    """Args as `loop.Trainer`'s, and:
+
+      strategy: None, or the `tf.distribute.Strategy` of the run.
+      worker: (index, count) of this process among the workers of a
+        multi-worker run (tf_raw/run_folder/workers.py); (0, 1) otherwise.
+    """
+    self.worker_index, self.num_workers = worker
+    self.is_chief = self.worker_index == 0
+    # Where a signal's stop waits: the trainer itself, or, with several
+    # workers, a pending stop that AgreeOnStop hands to every worker at once.
+    self.pending = self
+    guards = [StopOnNonFinite()]
+    if self.num_workers > 1:
+      self.pending = workers.PendingStop()
+      guards.insert(0, workers.AgreeOnStop(strategy, self.pending))
+    if self.is_chief:  # The chief alone writes the run folder's files.
+      guards.append(MetricsFile())
+      if config.step_log:
+        guards.append(StepLogFile())
     super().__init__(config, dataset, out=out, hooks=[*guards, *hooks],
-                     checkpoints=checkpoints.CheckpointStore)
+                     checkpoints=(checkpoints.CheckpointStore if self.is_chief
+                                  else workers.WorkerCheckpoints),
+                     strategy=strategy)
 
   def run(self):
     """Trains as `loop.Trainer.run` does, inside the folder's checks and lock.
 
     Raises:
-      loop.TrainingError: the loss stopped being finite.
+      loop.TrainingError: the loss stopped being finite, or another worker
+        of a multi-worker run went away (`workers.WorkerLost`).
       run_dir.RunDirError: the folder holds another run, is locked by another
         process, or cannot be written (checkpoints.CheckpointError included).
       SystemExit: SIGINT or SIGTERM arrived; a checkpoint was saved first.
@@ -46,8 +68,11 @@ class GuardedTrainer(loop.Trainer):
     config = self.config
     identity = run_dir.run_identity(config, self.dataset)
     run_dir.check_identity(config.model_dir, identity)  # Before any write.
-    with run_dir.RunLock(config.model_dir), StopOnSignals(self):
-      run_dir.record_identity(config.model_dir, identity)
+    lock = (run_dir.RunLock(config.model_dir) if self.is_chief
+            else contextlib.nullcontext())
+    with lock, StopOnSignals(self.pending):
+      if self.is_chief:
+        run_dir.record_identity(config.model_dir, identity)
       try:
         return super().run()
       except loop.Stopped as stopped:
@@ -59,10 +84,21 @@ class GuardedTrainer(loop.Trainer):
           self.out(f"Got {stopped.reason} before training went on; "
                    f"{config.model_dir} is as it was.")
         raise SystemExit(128 + signal.Signals[stopped.reason].value) from None
+      except tf.errors.OpError as error:
+        if self.num_workers == 1:
+          raise
+        # A collective failed: a worker crashed, stalled past
+        # --collective_timeout, or was cut off.
+        raise workers.worker_lost(error, config.model_dir) from error
+      finally:
+        if not self.is_chief:
+          self.checkpoints.close()
 
 
 class StopOnSignals:
   """Turns SIGINT/SIGTERM into `trainer.stop_reason`, checked between calls.
+
+  (With several workers, into a pending stop the workers then agree on.)
 
   A second signal raises KeyboardInterrupt at once (the newest complete
   checkpoint stays).
