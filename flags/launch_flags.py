@@ -1,4 +1,4 @@
-"""Flags of `python -m tf_raw.launch` (the training flags come after `--`)."""
+"""Flags of `python -m tf_raw.tools.launch` (the training flags come after `--`)."""
 
 from absl import flags
 

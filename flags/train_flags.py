@@ -124,7 +124,7 @@ STRATEGY = flags.DEFINE_enum(
     "mirrored: --replicas copies of the model on this machine (its GPUs, or "
     "logical CPU devices), each step's batch split between them; "
     "multi_worker: one process per worker, described by TF_CONFIG (python -m "
-    "tf_raw.launch starts them on one machine). Checkpoints work across "
+    "tf_raw.tools.launch starts them on one machine). Checkpoints work across "
     "strategies. Notebook: one device.")
 REPLICAS = flags.DEFINE_integer(
     "replicas", _D.replicas,

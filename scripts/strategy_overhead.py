@@ -28,7 +28,7 @@ STRATEGIES = {
                     "--replicas=1"],
     "mirrored x2": ["-m", "tf_raw.train", "--strategy=mirrored",
                     "--replicas=2"],
-    "multi_worker x2": ["-m", "tf_raw.launch", "--workers=2", "--"],
+    "multi_worker x2": ["-m", "tf_raw.tools.launch", "--workers=2", "--"],
 }
 
 

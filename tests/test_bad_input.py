@@ -107,7 +107,7 @@ FLAG_CASES = [
     ("--strategy=tpu",
      "value should be one of <default|mirrored|multi_worker>."),
     ("--replicas=0", "0 is not a positive integer."),
-    ("--collective_timeout=-1", "-1.0 is not a non-negative float."),
+    ("--collective_timeout=-1", "-1.0 is not a non-negative number."),
 ]
 OTHER_USAGE_CASES = [  # (arguments, the whole error line).
     (["--learning_rat=0.1"], PROGRAM + "Unknown command line flag "
@@ -118,7 +118,7 @@ OTHER_USAGE_CASES = [  # (arguments, the whole error line).
      "augment=crop_flip, lr_schedule=constant: --api=v1 trains the notebook's "
      "TF1 graph, which has no --augment or --lr_schedule; leave them at none "
      "and constant, or use --api=v2." + SEE_HELP),
-    (["--replicas=2"], PROGRAM + "flags replicas=2, strategy=default: "
+    (["--replicas=2"], PROGRAM + "flags strategy=default, replicas=2: "
      "--replicas is the number of mirrored replicas; add --strategy=mirrored, "
      "or drop --replicas (multi_worker takes one replica per worker)."
      + SEE_HELP),

@@ -2,7 +2,7 @@
 
 Each strategy runs in a process of its own (devices are split before
 TensorFlow starts): `tests/distribute_fixtures.py` for the step itself, the
-real programs (`python -m tf_raw.train`, `python -m tf_raw.launch`) for
+real programs (`python -m tf_raw.train`, `python -m tf_raw.tools.launch`) for
 runs, checkpoints, stops and lost workers.
 """
 

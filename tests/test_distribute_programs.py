@@ -1,5 +1,5 @@
 """tf.distribute through the real programs: mirrored runs, two loopback
-workers (`python -m tf_raw.launch`), checkpoints across strategies, a stop
+workers (`python -m tf_raw.tools.launch`), checkpoints across strategies, a stop
 agreed by every worker, and workers that die or never start.
 
 The oracles: a MirroredStrategy run with 2 replicas, which two workers of
@@ -21,7 +21,7 @@ import pytest
 
 from tests import cli_fixtures
 from tests import test_distribute
-from tf_raw import launch
+from tf_raw.tools import launch
 
 # 1,024 images in batches of 32: 32 steps per epoch, 64 in all.
 STEPS_PER_EPOCH = 32
@@ -48,7 +48,7 @@ def _env(tmp_path):
 
 def _launch(tmp_path, *train_flags, workers=2):
   return subprocess.run(
-      [sys.executable, "-m", "tf_raw.launch", f"--workers={workers}",
+      [sys.executable, "-m", "tf_raw.tools.launch", f"--workers={workers}",
        "--grace_seconds=60", "--", *train_flags],
       cwd=cli_fixtures.REPO_ROOT, env=_env(tmp_path), capture_output=True,
       text=True, timeout=TIMEOUT, check=False)
@@ -209,6 +209,6 @@ def test_a_lost_worker_ends_the_run_with_one_line(tmp_path, how):
   else:
     assert line == (
         "error: worker 0 waited 10 s for all 2 workers of TF_CONFIG to start; "
-        "start the missing ones (python -m tf_raw.launch starts them all), "
+        "start the missing ones (python -m tf_raw.tools.launch starts them all), "
         "or check TF_CONFIG's addresses.")
   assert waited < 60

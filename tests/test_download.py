@@ -113,7 +113,7 @@ def test_every_loopback_host_skips_proxies(url):
 
 
 def test_other_hosts_keep_the_environment_proxy(bogus_proxy):
-  opener = download._build_opener("https://www.cs.toronto.edu/x")
+  opener = download._build_opener("https://cifar.example.invalid/x")
   assert _proxies_of(opener)["https"] == bogus_proxy
 
 

@@ -78,7 +78,7 @@ class TrainConfig:
 
   # Where the steps run (tf_raw/distribute.py): "default" (one device, the
   # lesson's step), "mirrored" (`replicas` GPUs, or logical CPU devices) or
-  # "multi_worker" (one process per worker, TF_CONFIG; tf_raw/launch.py).
+  # "multi_worker" (one process per worker, TF_CONFIG; tf_raw/tools/launch.py).
   strategy: str = "default"
   replicas: int = 1
   # multi_worker: seconds a collective waits for a missing worker (0: forever).

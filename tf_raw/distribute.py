@@ -140,7 +140,7 @@ def worker_of_tf_config(environ=os.environ):
         f"TF_CONFIG is not a worker's cluster description ({error!r}); "
         'set it to {"cluster": {"worker": ["host:port", ...]}, '
         '"task": {"type": "worker", "index": i}}, or use '
-        "python -m tf_raw.launch.") from None
+        "python -m tf_raw.tools.launch.") from None
   return index, len(workers)
 
 

@@ -145,7 +145,7 @@ def start_strategy(config, worker):
   if config.strategy == distribute.MULTI_WORKER and timeout:
     message = (f"error: worker {worker[0]} waited {timeout:g} s for all "
                f"{worker[1]} workers of TF_CONFIG to start; start the missing "
-               "ones (python -m tf_raw.launch starts them all), or check "
+               "ones (python -m tf_raw.tools.launch starts them all), or check "
                "TF_CONFIG's addresses.")
     watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),

@@ -1,6 +1,6 @@
-r"""Starts a multi-worker run on this machine: `python -m tf_raw.launch`.
+r"""Starts a multi-worker run on this machine: `python -m tf_raw.tools.launch`.
 
-    python -m tf_raw.launch --workers=2 -- --model_dir=runs/two_workers
+    python -m tf_raw.tools.launch --workers=2 -- --model_dir=runs/two_workers
 
 starts `python -m tf_raw.train --strategy=multi_worker <the flags after -->`
 once per worker, each with its own `TF_CONFIG`, the JSON every
