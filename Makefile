@@ -66,24 +66,37 @@ soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minu
 	$(PY) -m tf_raw.run_folder.soak $(ARGS)
 
 # `make mutants`: each lesson module with the fast tests that cover it. A
-# mutant is killed when its tests fail; -x stops at the first failure. The
-# bytecode of the mutated modules is deleted before each mutant: one of the
-# same length, written within the same second, could run the stale .pyc.
+# mutant is killed when its tests fail; -x stops at the first failure. Three
+# workarounds for mutmut 2.5:
+# * it counts only exit status 1 as "tests failed", so a mutant that breaks
+#   the import (a syntax error: pytest exits 2) would read "survived"; the
+#   runner turns every failing status into 1, in the one process mutmut
+#   starts (a shell's `|| exit 1` would leave pytest running when mutmut's
+#   timeout kills the shell, and the run would hang on an endless loop);
+# * it keeps one baseline test time (its timeout is 10x that) for every file,
+#   keyed on the tests' contents, not on the runner: each module's baseline
+#   is measured afresh by dropping the cached one first;
+# * the bytecode of the mutated modules is deleted before each mutant: one of
+#   the same length, written within the same second, could run a stale .pyc.
 MUTANT_MODULES ?= optim model step loop data
 MUTANT_TESTS_optim := tests/test_optim.py
 MUTANT_TESTS_model := tests/test_model.py
 MUTANT_TESTS_step  := tests/test_step.py
-MUTANT_TESTS_loop  := tests/test_loop.py -k "not Learning"
+MUTANT_TESTS_loop  := tests/test_loop.py -k 'not Learning'
 MUTANT_TESTS_data  := tests/test_data.py tests/test_cifar_format.py
 MUTMUT := $(VENV)/bin/mutmut
+PYTEST_EXIT_1 := import sys, pytest; sys.exit(pytest.main(sys.argv[1:]) != 0)
+DROP_BASELINE := import os, sqlite3; os.path.exists('.mutmut-cache') and \
+  sqlite3.connect('.mutmut-cache', isolation_level=None).execute( \
+  'DELETE FROM MiscData WHERE key = ?', ('baseline_time_elapsed',))
 
 mutants: install  ## Mutation testing of the lesson modules (slow: see BUILD.md).
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(foreach module,$(MUTANT_MODULES),$(MUTMUT) run --no-progress \
-	  --simple-output --test-time-multiplier=4 \
+	$(foreach module,$(MUTANT_MODULES),$(PY) -c "$(DROP_BASELINE)" && \
+	  $(MUTMUT) run --no-progress --simple-output --test-time-multiplier=4 \
 	  --paths-to-mutate tf_raw/$(module).py \
 	  --pre-mutation 'rm -rf tf_raw/__pycache__' \
-	  --runner '$(PY) -m pytest -x -q $(MUTANT_TESTS_$(module))'; )
+	  --runner "$(PY) -c '$(PYTEST_EXIT_1)' -x -q $(MUTANT_TESTS_$(module))"; )
 	$(MUTMUT) results
 
 clean:  ## Remove .venv and local runs (not the CIFAR-10 cache).

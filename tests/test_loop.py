@@ -2,6 +2,8 @@
 
 import json
 import os
+import time
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -9,6 +11,7 @@ import tensorflow as tf
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw import loop
+from tf_raw import step as step_lib
 from tf_raw.run_folder import guard
 
 
@@ -54,6 +57,18 @@ class EpochOrderTest(tf.test.TestCase):
   def test_noshuffle_keeps_file_order(self):
     self.assertAllEqual(loop.epoch_order(7, 3, 5, shuffle=False),
                         np.arange(5))
+
+  def test_no_step_per_epoch_is_an_error_one_step_is_not(self):
+    dataset = data.synthetic(num_train=330, num_test=20, seed=1)
+    model_dir = os.path.join(self.get_temp_dir(), "no_step")
+    with self.assertRaises(loop.TrainingError) as caught:
+      loop.Trainer(_config(model_dir, batch_size=400, drop_remainder=True),
+                   dataset)
+    self.assertEqual(
+        str(caught.exception),
+        "--batch_size=400 is larger than the 330 training images and "
+        "--drop_remainder is set, so no step would run; lower --batch_size.")
+    self.assertIsNone(loop.check_steps_per_epoch(1, 330, 330))
 
 
 class TrainerTest(tf.test.TestCase):
@@ -142,6 +157,25 @@ class TrainerTest(tf.test.TestCase):
     self.assertEqual(records[-1]["accuracy"], accuracy)
     self.assertEqual(records[-1]["test_images"], 200)
 
+  def test_each_epochs_loss_is_the_mean_of_its_step_losses(self):
+    # Learning rate 0 keeps the weights where they started, so every step's
+    # loss can be computed again afterwards, batch by batch in file order
+    # (no shuffle, no dropout): 11 batches, the last of 10 images.
+    trainer, _ = self._trainer(
+        "epoch_loss", learning_rate=0.0, shuffle=False, keep_prob_conv=1.0,
+        keep_prob_hidden=1.0, ema_decay=0.0)
+    trainer.run()
+    images, labels = self.dataset.train_images, self.dataset.train_labels
+    step_losses = [
+        step_lib.loss(trainer.learner.model, images[start:start + 32],
+                      labels[start:start + 32]).numpy()
+        for start in range(0, len(labels), 32)]
+    self.assertLen(step_losses, 11)
+    with open(os.path.join(trainer.config.model_dir, "metrics.jsonl")) as f:
+      epoch_losses = [record["loss"] for record in map(json.loads, f)
+                      if record["kind"] == "epoch"]
+    self.assertAllClose(epoch_losses, [np.mean(step_losses)] * 2, rtol=1e-6)
+
   def test_restart_resumes_exactly_mid_epoch(self):
     # Checkpoints every 5 steps, so that calls end at steps 5, 10, 11, 15...
     straight, straight_lines = self._trainer("straight",
@@ -165,12 +199,162 @@ class TrainerTest(tf.test.TestCase):
     self.assertEqual(_loss_lines(lines), _loss_lines(straight_lines)[1:])
     self.assertLen(_loss_lines(lines), 1)
 
+  def test_the_bare_trainer_resumes_from_its_own_checkpoints(self):
+    # loop.Trainer on its own: TensorFlow's CheckpointManager (loop.Checkpoints)
+    # without the run folder's guard. A stop raises loop.Stopped after saving
+    # the step reached; a new Trainer restores the newest ckpt-<step> and
+    # finishes as a straight run would. max_to_keep=2 keeps the last two.
+    def bare(name, *hooks):
+      model_dir = os.path.join(self.get_temp_dir(), name)
+      lines = []
+      config = _config(model_dir, checkpoint_every_steps=5, max_to_keep=2)
+      return loop.Trainer(config, self.dataset, out=lines.append,
+                          hooks=hooks), lines, model_dir
+
+    straight, straight_lines, _ = bare("bare_straight")
+    straight.run()
+    interrupted, _, model_dir = bare("bare_resumed", _StopAt(15))
+    with self.assertRaises(loop.Stopped) as stopped:
+      interrupted.run()
+    self.assertEqual((stopped.exception.reason, stopped.exception.step,
+                      stopped.exception.saved), ("SIGINT", 15, True))
+    self.assertEqual(str(stopped.exception), "stopped on SIGINT at step 15")
+    resumed, lines, _ = bare("bare_resumed")
+
+    class Clock:  # loop.time with a monotonic clock that ticks 1 s a reading.
+      def __init__(self):
+        self.now, self.time = 0.0, time.time
+
+      def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+    with mock.patch.object(loop, "time", Clock()):
+      resumed.run()
+    self.assertEqual(lines[0], f"Resuming from {model_dir}/ckpt-15 at step "
+                     "15 (epoch 1).")
+    # Its speed counts the 7 steps this process ran (of 32 images), over the
+    # epoch's one tick; elapsed: run start, epoch start, epoch end.
+    self.assertEqual(resumed.epoch_record["images_per_sec"], 7 * 32)
+    progress = [line for line in lines if line.startswith("epoch 2/2  loss")]
+    self.assertLen(progress, 1)
+    self.assertTrue(progress[0].endswith(
+        "  224 images/sec  elapsed 0:00:02  ETA 0:00:00"), progress[0])
+    for a, b in zip(straight.learner.model.weights,
+                    resumed.learner.model.weights):
+      self.assertAllClose(a, b, rtol=1e-6, atol=1e-7)
+    self.assertEqual(_loss_lines(lines), _loss_lines(straight_lines)[1:])
+    # A new Trainer's restore names the newest checkpoint, now its last good.
+    again, _, _ = bare("bare_resumed")
+    self.assertEqual(again.checkpoints.restore(), f"{model_dir}/ckpt-22")
+    self.assertEqual(again.checkpoints.last_good, f"{model_dir}/ckpt-22")
+    state = tf.train.get_checkpoint_state(model_dir)
+    self.assertEqual([os.path.basename(path)
+                      for path in state.all_model_checkpoint_paths],
+                     ["ckpt-20", "ckpt-22"])
+
+  def test_calls_end_at_20_steps_checkpoints_log_points_and_epoch_ends(self):
+    # after_step runs after each train_steps call. 330 images in batches of 8
+    # are 42 steps (the last of 2 images). Each call runs at most
+    # STEPS_PER_CALL = 20 steps and ends where a checkpoint (every 15) or a
+    # log point (every 25) falls, as if each step were its own call; the
+    # steps below are worked out by hand from those three rules.
+    class Steps(loop.Hook):
+      def __init__(self):
+        self.seen = []
+
+      def after_step(self, trainer, step):
+        self.seen.append(step)
+
+    for every, expected in [((0, 0), [20, 40, 42]),
+                            ((15, 25), [15, 25, 30, 42])]:
+      steps = Steps()
+      trainer, _ = self._trainer(
+          f"calls_{every[0]}", epochs=1, batch_size=8,
+          checkpoint_every_steps=every[0], log_every_steps=every[1])
+      trainer.hooks.append(steps)
+      trainer.run()
+      self.assertEqual(steps.seen, expected, msg=f"every {every}")
+      self.assertEqual(int(trainer.learner.global_step.numpy()), 42)
+
+  def test_hooks_hear_each_point_of_the_loop_in_order(self):
+    # The Hook protocol of loop.py's docstring, for a run resumed at step 15
+    # of 2 epochs of 11 steps, checkpoints every 5, evaluations every epoch.
+    class Recorder:  # Any object with some of the methods will do.
+      def __init__(self):
+        self.calls = []
+
+      def __getattr__(self, name):
+        return lambda trainer, *args: self.calls.append((name, *args[:2]))
+
+    first, _ = self._trainer("hooks", checkpoint_every_steps=5)
+    first.hooks.append(_StopAt(15))
+    with self.assertRaises(SystemExit):
+      first.run()
+    resumed, _ = self._trainer("hooks", checkpoint_every_steps=5)
+    recorder = Recorder()
+    resumed.hooks.append(recorder)
+    resumed.run()
+    self.assertEqual(recorder.calls, [
+        ("after_restore", 15), ("begin", 15),
+        ("after_step", 20), ("before_save", 20),
+        ("after_step", 22), ("before_save", 22),
+        ("after_epoch", 1, 22), ("after_evaluate", 1, 22), ("end", 22)])
+
+  def test_a_stop_while_restoring_raises_before_any_step_saving_nothing(self):
+    # A signal that lands during the restore: nothing ran, so nothing new is
+    # saved, and Stopped says so (saved=False) with the step restored.
+    class StopOnRestore(loop.Hook):
+      def after_restore(self, trainer, step):
+        trainer.stop_reason = "SIGTERM"
+
+    model_dir = os.path.join(self.get_temp_dir(), "stop_on_restore")
+    trainer = loop.Trainer(_config(model_dir, epochs=1), self.dataset,
+                           out=lambda line: None, hooks=[StopOnRestore()])
+    with self.assertRaises(loop.Stopped) as stopped:
+      trainer.run()
+    self.assertEqual((stopped.exception.reason, stopped.exception.step,
+                      stopped.exception.saved), ("SIGTERM", 0, False))
+    self.assertEqual(int(trainer.learner.global_step.numpy()), 0)
+    self.assertIsNone(tf.train.latest_checkpoint(model_dir))
+
+  def test_a_stop_at_an_epoch_end_stops_there_unless_the_run_is_done(self):
+    # A signal during an epoch's end (its save and evaluation, both done):
+    # after epoch 0 of 2 the run stops at step 11, saved; after the last
+    # epoch there is nothing left to stop, so the run ends as usual.
+    class StopAfterEvaluating(loop.Hook):
+      def __init__(self, epoch):
+        self.epoch = epoch
+
+      def after_evaluate(self, trainer, epoch, step, record):
+        if epoch == self.epoch:
+          trainer.stop_reason = "SIGINT"
+
+    def bare(name, epoch):
+      config = _config(os.path.join(self.get_temp_dir(), name))
+      return loop.Trainer(config, self.dataset, out=lambda line: None,
+                          hooks=[StopAfterEvaluating(epoch)])
+
+    first = bare("stop_epoch_0", 0)
+    with self.assertRaises(loop.Stopped) as stopped:
+      first.run()
+    self.assertEqual((stopped.exception.step, stopped.exception.saved),
+                     (11, True))
+    self.assertEqual(int(first.learner.global_step.numpy()), 11)
+    last = bare("stop_epoch_1", 1)
+    self.assertIsNotNone(last.run())  # The final accuracy, no Stopped.
+    self.assertEqual(int(last.learner.global_step.numpy()), 22)
+
   def test_finished_run_does_nothing_and_says_so(self):
     first, _ = self._trainer("done", epochs=1)
     first.run()
     again, lines = self._trainer("done", epochs=1)
     self.assertIsNone(again.run())
-    self.assertIn("Nothing to do", lines[-1])
+    self.assertEqual(
+        lines[-1],
+        f"Nothing to do: {again.config.model_dir} already holds a run of 1 "
+        "epochs (11 steps), as many as --epochs=1 asks for or more; raise "
+        "--epochs to train further.")
 
   def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(self):
     # Huge weights overflow float32 in the second conv: the loss is NaN. (A

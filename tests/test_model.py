@@ -5,6 +5,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import data
 from tf_raw import model as model_lib
 
 
@@ -104,6 +105,85 @@ class ConvNetTest(tf.test.TestCase):
       self.assertAllClose(kept.mean(), keep, atol=0.02, msg=f"mask {index}")
       self.assertAllClose(mask[kept], np.full(kept.sum(), 1 / keep,
                                               np.float32))
+
+  def test_model_dropout_mask_is_stateless_dropouts_even_at_the_boundary(self):
+    # The oracle: tf.nn.experimental.stateless_dropout, whose kept values are
+    # those with uniform >= rate. A draw exactly equal to the rate (1 in 2^23
+    # per value) must be kept too; dropout seed [0, 836] gives conv1 such a
+    # draw of 0.5 at [0, 2, 15, 2] for two images (found by a search), so
+    # keep_prob 0.5 puts one value right on the boundary.
+    net = model_lib.ConvNet(init_stddev=0.1, seed=0)
+    dropout_seed = tf.constant([0, 836], tf.int64)
+    conv1_seed = tf.random.experimental.stateless_fold_in(dropout_seed, 0)
+    uniform = tf.random.stateless_uniform([2, 16, 16, 32], seed=conv1_seed)
+    self.assertEqual(float(uniform[0, 2, 15, 2]), 0.5)
+    masks = []
+    multiply = tf.math.multiply
+
+    def spy(x, y, name=None):
+      if name == "dropout":
+        masks.append(y.numpy())
+      return multiply(x, y, name=name)
+
+    images = tf.random.stateless_uniform([2, 32, 32, 3], seed=[1, 2])
+    with mock.patch.object(tf.math, "multiply", spy):
+      net(images, 0.5, 1.0, dropout_seed)
+    expected = tf.nn.experimental.stateless_dropout(
+        tf.ones([2, 16, 16, 32]), rate=0.5, seed=conv1_seed)
+    self.assertEqual(float(expected[0, 2, 15, 2]), 2.0)
+    self.assertAllEqual(masks[0], expected)
+
+  def test_image_shape_is_cifars_and_the_networks_input(self):
+    # The traced steps' and the SavedModel's input signatures are built from
+    # IMAGE_SHAPE: it must be the shape data.py reads CIFAR-10 into (an
+    # independent statement of 32x32 RGB) and one the network accepts.
+    self.assertEqual(model_lib.IMAGE_SHAPE,
+                     (data.IMAGE_SIZE, data.IMAGE_SIZE, data.NUM_CHANNELS))
+    net = model_lib.ConvNet(seed=0)
+    self.assertEqual(net(tf.zeros([2, *model_lib.IMAGE_SHAPE])).shape, (2, 10))
+
+  def test_default_stddev_is_the_notebooks_and_unseeded_weights_are_random(self):
+    # tf.random_normal(shape, stddev=0.01) in the notebook: the default.
+    seeded = model_lib.ConvNet(seed=3)
+    for ours, explicit in zip(
+        seeded.weights, model_lib.ConvNet(init_stddev=0.01, seed=3).weights):
+      self.assertAllEqual(ours, explicit)
+    # Without a seed, stateful normal draws of that stddev, new each time.
+    first, second = model_lib.ConvNet(), model_lib.ConvNet()
+    self.assertAllClose(first.w_fc.numpy().std(), 0.01, rtol=0.01)
+    self.assertAllClose(first.w_fc.numpy().mean(), 0.0, atol=1e-4)
+    self.assertNotAllClose(first.w_fc, second.w_fc)
+
+  def test_variables_are_named_as_the_walkthrough_prints_them(self):
+    # The notebook's variable table and the "different model" checkpoint
+    # error quote these names (module name / attribute).
+    self.assertEqual([v.name for v in model_lib.ConvNet(seed=0).weights],
+                     ["conv_net/w_c1:0", "conv_net/w_c2:0", "conv_net/w_c3:0",
+                      "conv_net/w_fc:0", "conv_net/w_o:0"])
+
+  def test_num_classes_sizes_the_output_layer(self):
+    net = model_lib.ConvNet(seed=0, num_classes=7)
+    self.assertEqual(net.num_classes, 7)  # The loss one-hot encodes with it.
+    self.assertEqual(tuple(net.w_o.shape), (model_lib.HIDDEN_UNITS, 7))
+    self.assertEqual(net(tf.zeros([3, 32, 32, 3])).shape, (3, 7))
+
+  def test_mixed_bfloat16_runs_the_layers_in_bfloat16_on_float32_weights(self):
+    full = model_lib.ConvNet(init_stddev=0.1, seed=0)
+    mixed = model_lib.ConvNet(init_stddev=0.1, seed=0,
+                              precision="mixed_bfloat16")
+    self.assertEqual({v.dtype for v in mixed.weights}, {tf.float32})
+    images = tf.random.stateless_uniform([4, 32, 32, 3], seed=[1, 2])
+    traced = tf.function(mixed).get_concrete_function(images)
+    conv_types = {op.get_attr("T") for op in traced.graph.get_operations()
+                  if op.type in ("Conv2D", "MatMul")}
+    self.assertEqual(conv_types, {tf.bfloat16})
+    logits = mixed(images)
+    self.assertEqual(logits.dtype, tf.float32)
+    # bfloat16 keeps 8 significant bits: close to float32's logits, not equal.
+    expected = full(images).numpy()
+    scale = np.abs(expected).max()
+    self.assertAllClose(logits, expected, atol=0.02 * scale, rtol=0)
+    self.assertNotAllEqual(logits, expected)
 
   def test_scale_images_maps_uint8_to_unit_interval(self):
     images = tf.constant([[[[0, 51, 255]]]], tf.uint8)

@@ -10,6 +10,7 @@ compared bit for bit.
 import numpy as np
 import tensorflow as tf
 
+from tf_raw import augment as augment_lib
 from tf_raw import config as config_lib
 from tf_raw import model as model_lib
 from tf_raw import optim
@@ -56,8 +57,13 @@ class LossTest(tf.test.TestCase):
 
 class LearnerTest(tf.test.TestCase):
 
-  def _by_hand(self, config, images, labels, steps):
-    """The step written out: a twin model, the same seed, the same pieces."""
+  def _by_hand(self, config, images, labels, steps, total_steps=1):
+    """The step written out: a twin model, the same seed, the same pieces.
+
+    With --lr_schedule=cosine, step i's rate is optim.cosine_rate(rate, i,
+    total_steps); with --augment=crop_flip, step i trains on
+    augment.crop_flip(images, augment.augment_seed(seed, i)).
+    """
     net = model_lib.ConvNet(config.init_stddev, seed=config.seed)
     average = model_lib.ConvNet(config.init_stddev, seed=config.seed)
     rmsprop = optim.RMSProp(net.weights, config.learning_rate, config.decay,
@@ -65,11 +71,17 @@ class LearnerTest(tf.test.TestCase):
 
     @tf.function  # Traced, as the Learner's step is (Grappler rewrites both).
     def one_step(images, labels, index):
+      if config.augment == "crop_flip":
+        images = augment_lib.crop_flip(
+            images, augment_lib.augment_seed(config.seed, index))
       seed = tf.stack([tf.constant(config.seed, tf.int64), index])
       with tf.GradientTape() as tape:
         loss = step_lib.loss(net, images, labels, config.keep_prob_conv,
                              config.keep_prob_hidden, seed)
-      rmsprop.apply(tape.gradient(loss, net.weights))
+      rate = None
+      if config.lr_schedule == "cosine":
+        rate = optim.cosine_rate(config.learning_rate, index, total_steps)
+      rmsprop.apply(tape.gradient(loss, net.weights), rate)
       optim.update_moving_average(average.weights, net.weights,
                                   config.ema_decay, index)
       return loss
@@ -102,6 +114,45 @@ class LearnerTest(tf.test.TestCase):
     self.assertNotAllClose(losses[0], step_lib.loss(
         model_lib.ConvNet(config.init_stddev, seed=config.seed), images,
         labels))
+
+  def test_cosine_rate_runs_over_the_total_steps_one_by_default(self):
+    # Three steps each: over total_steps=3 the rates are lr, 3/4 lr, 1/4 lr;
+    # a Learner told nothing (total_steps=None, as in tests) spreads the
+    # curve over one step, so steps 1 and 2 get rate 0.
+    config = _config(lr_schedule="cosine", learning_rate=0.01, ema_decay=0.0)
+    images, labels = _batch()
+    for total_steps, expected_total in [(None, 1), (3, 3)]:
+      learner = step_lib.Learner(config, total_steps=total_steps)
+      losses = [learner.train_step(images, labels).numpy() for _ in range(3)]
+      net, _, _, expected_losses = self._by_hand(
+          config, images, labels, 3, total_steps=expected_total)
+      self.assertAllEqual(losses, expected_losses)
+      for ours, theirs in zip(learner.model.weights, net.weights):
+        self.assertAllEqual(ours, theirs)
+
+  def test_crop_flip_augments_each_step_with_its_own_seed(self):
+    config = _config(augment="crop_flip", ema_decay=0.0)
+    images, labels = _batch()
+    learner = step_lib.Learner(config)
+    losses = [learner.train_step(images, labels).numpy() for _ in range(2)]
+    net, _, _, expected_losses = self._by_hand(config, images, labels, 2)
+    self.assertAllEqual(losses, expected_losses)
+    for ours, theirs in zip(learner.model.weights, net.weights):
+      self.assertAllEqual(ours, theirs)
+    # The crops changed what the step saw: unaugmented, another loss.
+    _, _, _, plain_losses = self._by_hand(
+        _config(ema_decay=0.0), images, labels, 1)
+    self.assertNotAllClose(losses[0], plain_losses[0])
+
+  def test_a_nonfinite_first_step_stays_the_first(self):
+    # Step 0 itself NaN: the record keeps 0 through later NaN steps.
+    learner = step_lib.Learner(_config(ema_decay=0.0))
+    images, labels = _batch()
+    for weight in learner.model.weights:
+      weight.assign(weight * 1e30)
+    for _ in range(3):
+      self.assertFalse(np.isfinite(learner.train_step(images, labels).numpy()))
+    self.assertEqual(int(learner.first_nonfinite_step.numpy()), 0)
 
   def test_average_starts_equal_to_the_model_and_zero_decay_has_none(self):
     learner = step_lib.Learner(_config())
@@ -146,3 +197,25 @@ class LearnerTest(tf.test.TestCase):
         learner.model(scaled).numpy(), axis=1))
     self.assertNotAllEqual(learner.predict(images), learner.predict_raw(images))
     self.assertEqual(learner.model.w_o.shape, (625, 7))
+
+
+class CheckUint8Test(tf.test.TestCase):
+
+  def test_float_images_are_refused_in_one_sentence(self):
+    learner = step_lib.Learner(_config())
+    images, labels = _batch()
+    with self.assertRaises(TypeError) as caught:
+      learner.train_step(images.astype(np.float32) / 255.0, labels)
+    self.assertEqual(
+        str(caught.exception),
+        "images must be uint8 pixels in 0..255, not float32 (the traced step "
+        "would cast floats in [0, 1] to 0s and 1s); pass the uint8 images, "
+        "e.g. np.round(images * 255).astype(np.uint8).")
+    self.assertEqual(int(learner.global_step.numpy()), 0)  # Nothing ran.
+
+  def test_arrays_without_a_dtype_are_judged_by_numpys(self):
+    # A nested list has no dtype: numpy's reading of it decides.
+    step_lib.check_uint8([[np.uint8(0), np.uint8(255)]])  # uint8: accepted.
+    with self.assertRaisesRegex(TypeError, r"^images must be uint8 pixels "
+                                r"in 0\.\.255, not float64 "):
+      step_lib.check_uint8([[0.0, 1.0]])
