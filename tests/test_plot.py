@@ -65,6 +65,26 @@ def test_docs_curves_are_the_readme_results_table():
     assert [r["accuracy"] for r in evaluations] == published, name
 
 
+def test_docs_augmented_curve_is_the_readme_0_80_row():
+  """docs/curves/augmented_0.80_recipe.jsonl is the run behind the bold row."""
+  with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as f:
+    row = next(line for line in f if "`--batch_size=64`**" in line)
+  # "| ... | 0.3632 | ... | 0.7993 | **0.8016** (0.8012) |": seven moving-
+  # average accuracies, then the raw weights' final one.
+  numbers = [float(n) for n in re.findall(r"\d\.\d{4}", row)]
+  assert len(numbers) == 8, row
+  published, raw_final = numbers[:7], numbers[7]
+  label, epochs, evaluations = curves.read_run(
+      os.path.join(REPO_ROOT, "docs", "curves", "augmented_0.80_recipe.jsonl"))
+  assert label.startswith("--augment=crop_flip")
+  assert [r["epoch"] for r in epochs] == list(range(50))
+  by_epoch = {r["epoch"]: r for r in evaluations}
+  assert [by_epoch[e]["accuracy"] for e in (0, 10, 20, 24, 30, 40, 49)] == (
+      published)
+  assert by_epoch[49]["raw_weights_accuracy"] == raw_final
+  assert by_epoch[49]["accuracy"] >= 0.80
+
+
 def test_without_matplotlib_one_sentence_says_what_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails.
   with pytest.raises(curves.PlotError) as error:

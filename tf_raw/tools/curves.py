@@ -104,14 +104,13 @@ def draw(runs, output, title=None):
                                  figsize=(10 if with_loss else 6, 3.8),
                                  squeeze=False)
   loss_axes, accuracy_axes = (axes[0] if with_loss else (None, axes[0][0]))
-  for label, epochs, evaluations in runs:
-    # One colour per run on both panels.
-    color = None
+  for index, (label, epochs, evaluations) in enumerate(runs):
+    # One colour per run on both panels: the n-th of matplotlib's cycle.
+    color = f"C{index % 10}"
     if with_loss and epochs:
-      (line,) = loss_axes.plot([r["epoch"] for r in epochs],
-                               [r["loss"] for r in epochs], marker="o",
-                               markersize=3, label=label)
-      color = line.get_color()
+      loss_axes.plot([r["epoch"] for r in epochs],
+                     [r["loss"] for r in epochs], marker="o",
+                     markersize=3, label=label, color=color)
     if evaluations:
       accuracy_axes.plot([r["epoch"] for r in evaluations],
                          [r["accuracy"] for r in evaluations], marker="o",
