@@ -78,12 +78,13 @@ soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minu
 #   is measured afresh by dropping the cached one first;
 # * the bytecode of the mutated modules is deleted before each mutant: one of
 #   the same length, written within the same second, could run a stale .pyc.
-MUTANT_MODULES ?= optim model step loop data
+MUTANT_MODULES ?= optim model step loop data augment
 MUTANT_TESTS_optim := tests/test_optim.py
 MUTANT_TESTS_model := tests/test_model.py
 MUTANT_TESTS_step  := tests/test_step.py
 MUTANT_TESTS_loop  := tests/test_loop.py -k 'not Learning'
 MUTANT_TESTS_data  := tests/test_data.py tests/test_cifar_format.py
+MUTANT_TESTS_augment := tests/test_augment.py
 MUTMUT := $(VENV)/bin/mutmut
 PYTEST_EXIT_1 := import sys, pytest; sys.exit(pytest.main(sys.argv[1:]) != 0)
 DROP_BASELINE := import os, sqlite3; os.path.exists('.mutmut-cache') and \

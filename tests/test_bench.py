@@ -74,9 +74,13 @@ class BenchTest(tf.test.TestCase):
     epoch = results["epoch"]
     self.assertGreater(epoch["peak_rss_mb"], 100.0)
     self.assertGreater(epoch["images_per_sec"], 0.0)
+    self.assertGreater(epoch["first_epoch_images_per_sec"], 0.0)
     self.assertGreater(epoch["step_rate_after"], 0.0)
     self.assertAllClose(epoch["ratio_to_step_rate"],
                         epoch["images_per_sec"] / theirs["images_per_sec"])
+    self.assertAllClose(
+        epoch["first_epoch_ratio_to_step_rate"],
+        epoch["first_epoch_images_per_sec"] / theirs["images_per_sec"])
 
   def test_turns_time_one_repeat_per_command(self):
     out = io.StringIO()

@@ -33,9 +33,11 @@ class BenchConfig:
   batch_size: int = 128  # The notebook's.
   warmup_steps: int = 10  # Tracing, oneDNN primitive creation, caches.
   steps: int = 20  # Per timed repeat: about 2 s at 1,300 images/sec.
-  # Rounds: each candidate is timed once per round, in turns. 7 rounds give
-  # 7 per-round ratios; their median shrugs off two disturbed rounds.
-  repeats: int = 7
+  # Rounds: each candidate is timed once per round, in turns. 15 rounds give
+  # 15 per-round ratios; their median shrugs off several disturbed rounds
+  # (with 7, two back-to-back quiet runs' float32 ratios of medians were 7%
+  # apart: 0.97x and 1.04x).
+  repeats: int = 15
   # TF_ENABLE_ONEDNN_OPTS of the TensorFlow candidates; "both": a process
   # with each, timed as two rows (the faster counts).
   onednn: str = "on"
