@@ -59,7 +59,7 @@ export: install  ## SavedModel from a run: ARGS="--model_dir=DIR --export_dir=OU
 predict: install  ## Top-3 classes: ARGS="--model_dir=DIR --image=a.png".
 	$(PY) -m tf_raw.tools.predict $(ARGS)
 
-bench: install  ## Time training in turns against the TF1 graph, Keras, PyTorch (~7 min).
+bench: install  ## Time training in turns against the TF1 graph, Keras, PyTorch (3-6 min).
 	$(PY) -m tf_raw.bench --json=bench.json $(ARGS)
 
 soak: install  ## Restart a small run 120 times (signals) and 10 (kill -9): minutes.

@@ -1,7 +1,7 @@
 """Flags of `python -m tf_raw.bench` (`make bench`).
 
 Defaults come from `tf_raw.bench.BenchConfig` and are sized so that the whole
-benchmark takes about 6 minutes on a 2-core machine; `--quick` shrinks every
+benchmark takes 3 to 6 minutes on a quiet 2-core machine; `--quick` shrinks every
 measurement to a smoke test of a few seconds each (numbers then mean nothing).
 `to_config()` turns the parsed flags into that frozen config, once.
 """
@@ -12,6 +12,7 @@ from absl import flags
 
 from flags import train_flags
 from tf_raw.bench import config as bench_config
+from tf_raw.tools import cpu_features
 
 _D = bench_config.BenchConfig()  # The defaults.
 
@@ -20,7 +21,10 @@ CANDIDATES = flags.DEFINE_list(
     "Comma-separated training implementations to time, from "
     f"{','.join(bench_config.CANDIDATES)} (_bf16: mixed precision, float32 "
     "weights and bfloat16 layers). pytorch is skipped with a note when torch "
-    "is not importable.")
+    "is not importable. Left at its default on a CPU without native bfloat16 "
+    "(AVX512_BF16 or AMX), the _bf16 rows are left out: emulated, they run "
+    "about 11x slower than float32 and would take most of the run; name "
+    "them to time them anyway.")
 # The trainer's own --batch_size (one flag per name in a process; the
 # benchmark times what `python -m tf_raw.train --batch_size=N` would run).
 BATCH_SIZE = train_flags.BATCH_SIZE
@@ -77,4 +81,9 @@ def to_config():
             for field in dataclasses.fields(bench_config.BenchConfig)}
   values["candidates"] = tuple(values["candidates"])
   config = bench_config.BenchConfig(**values)
-  return config.quick_version() if config.quick else config
+  if config.quick:
+    return config.quick_version()  # A smoke test times every candidate.
+  if (not flags.FLAGS["candidates"].present
+      and cpu_features.native_bfloat16() is False):
+    return config.float32_only()
+  return config

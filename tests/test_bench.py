@@ -6,17 +6,20 @@ repeats they come from, and the turn-taking protocol on its own.
 """
 
 import io
-
 import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
+from absl import flags
 import tensorflow as tf
 
+from flags import bench_flags
 from tf_raw.bench import bench
 from tf_raw.bench import config as bench_config
 from tf_raw.bench import timing
+from tf_raw.tools import cpu_features
 
 
 class BenchTest(tf.test.TestCase):
@@ -81,6 +84,33 @@ class BenchTest(tf.test.TestCase):
     self.assertAllClose(
         epoch["first_epoch_ratio_to_step_rate"],
         epoch["first_epoch_images_per_sec"] / theirs["images_per_sec"])
+
+  def _config_from(self, argv, native_bfloat16):
+    flags.FLAGS.unparse_flags()
+    try:
+      flags.FLAGS(["bench"] + argv)
+      with mock.patch.object(cpu_features, "native_bfloat16",
+                             return_value=native_bfloat16):
+        return bench_flags.to_config()
+    finally:
+      flags.FLAGS.unparse_flags()
+
+  def test_emulated_bfloat16_rows_are_left_out_unless_named(self):
+    float32 = tuple(name for name in bench_config.CANDIDATES
+                    if not name.endswith("_bf16"))
+    self.assertEqual(self._config_from([], False).candidates, float32)
+    for native in (True, None):  # Native, or unknown: every candidate.
+      self.assertEqual(self._config_from([], native).candidates,
+                       bench_config.CANDIDATES)
+    named = ["--candidates=tf_raw,tf_raw_bf16"]
+    self.assertEqual(self._config_from(named, False).candidates,
+                     ("tf_raw", "tf_raw_bf16"))
+    self.assertEqual(self._config_from(["--quick"], False).candidates,
+                     bench_config.CANDIDATES)  # A smoke test runs them all.
+    self.assertIn("left out", bench.bfloat16_note(False, float32))
+    self.assertIn("emulated", bench.bfloat16_note(False, ("tf_raw_bf16",)))
+    self.assertIsNone(bench.bfloat16_note(True, bench_config.CANDIDATES))
+    self.assertIsNone(bench.bfloat16_note(None, bench_config.CANDIDATES))
 
   def test_turns_time_one_repeat_per_command(self):
     out = io.StringIO()

@@ -468,6 +468,20 @@ def _setting(entry):
   return "oneDNN " + ("on" if onednn else "off")
 
 
+def bfloat16_note(native_bfloat16, candidates):
+  """One line for a CPU without native bfloat16, else None."""
+  if native_bfloat16 is not False:
+    return None
+  if any(bench_config.implementation(name)[1] != "float32"
+         for name in candidates):
+    return ("Note: this CPU has no native bfloat16 (AVX512_BF16 or AMX): the "
+            "_bf16 rows are emulated, and may be much slower.")
+  return ("Note: this CPU has no native bfloat16 (AVX512_BF16 or AMX), so the "
+          "_bf16 rows are left out (emulated, they ran about 11x slower than "
+          "float32 on an AVX2 EPYC); --candidates=... with them times them "
+          "anyway.")
+
+
 def table(results):
   """The results as lines of text."""
   info = results["machine"]
@@ -481,9 +495,9 @@ def table(results):
            f"{load_end[0]:.1f} (2 or more on 2 cores: other work shared "
            "the CPU).",
            _matmul_line(results)]
-  if info["native_bfloat16"] is False:
-    lines.append("Note: this CPU has no native bfloat16 (AVX512_BF16 or "
-                 "AMX): the _bf16 rows are emulated, and may be slower.")
+  note = bfloat16_note(info["native_bfloat16"], settings["candidates"])
+  if note:
+    lines.append(note)
   lines += ["",
             f"{settings['repeats']} rounds; in each, every candidate ran "
             f"{settings['steps']} steps of {settings['batch_size']} in turn "
@@ -580,6 +594,10 @@ def run(config, log=print):
   start = time.monotonic()
   results = {"machine": machine(), "settings": dataclasses.asdict(config),
              "train_flops_per_image": TRAIN_FLOPS_PER_IMAGE}
+  note = bfloat16_note(results["machine"]["native_bfloat16"],
+                       config.candidates)
+  if note:
+    log(note)
   log(f"Measuring matmul ({config.matmul_size}x{config.matmul_size}, "
       "float32 and bfloat16)")
   matmul = _run_matmul(config.matmul_size)

@@ -52,6 +52,12 @@ class BenchConfig:
     assert set(self.candidates) <= set(CANDIDATES), self
     assert self.onednn in ("both", "on", "off"), self
 
+  def float32_only(self):
+    """The same run without the mixed-precision (_bf16) candidates."""
+    return dataclasses.replace(self, candidates=tuple(
+        name for name in self.candidates
+        if implementation(name)[1] == "float32"))
+
   def quick_version(self):
     """The same run shrunk to a smoke test (seconds per candidate)."""
     return dataclasses.replace(
