@@ -543,7 +543,6 @@ def _unreadable_batch(case):
 def _finished_run(case):
   """case/run: a copy of a real finished run (1 step), trained here once."""
   # pylint: disable=g-import-not-at-top
-  from tf_raw import loop
   from tf_raw.run_folder import guard
   template = os.path.join(os.path.dirname(case), "_template_run")
   if not os.path.exists(template):

@@ -20,7 +20,6 @@ from tf_raw.run_folder import checkpoints
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw.run_folder import run_dir
-from tf_raw import loop
 from tf_raw.run_folder import guard
 
 DATASET = data.synthetic(num_train=48, num_test=20, seed=1)

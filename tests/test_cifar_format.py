@@ -265,9 +265,12 @@ def test_truncated_pickle_names_the_file(tmp_path, cut):
 def test_garbage_file_and_missing_file(tmp_path):
   with pytest.raises(data.FormatError, match="truncated or corrupt"):
     data.read_batch(_write(tmp_path, b"<html>not found</html>"))
-  with pytest.raises(data.FormatError,
-                     match="Could not read .*nothing"):
-    data.read_batch(str(tmp_path / "nothing"))
+  missing = str(tmp_path / "nothing")
+  with pytest.raises(data.FormatError) as error:
+    data.read_batch(missing)
+  assert str(error.value) == (
+      f"Could not read {missing} (No such file or directory); check that the "
+      "file exists and is readable.")
 
 
 def test_wrong_shape_is_reported(tmp_path):
@@ -308,3 +311,31 @@ def test_not_a_dict_and_bad_meta(tmp_path):
   with pytest.raises(data.FormatError,
                      match="batches.meta is not a CIFAR-10 batches.meta"):
     data.read_meta(path)
+
+
+def test_persistent_ids_are_refused(tmp_path):
+  # PERSID: "load the object with id 'x' from elsewhere", which a CIFAR-10
+  # batch never does (plain pickle.loads would fail: no persistent_load).
+  path = _write(tmp_path, b"Px\n.")
+  with pytest.raises(data.FormatError) as error:
+    data.read_batch(path)
+  assert str(error.value) == (
+      f"{path} is not a CIFAR-10 batch (it uses persistent ids), so delete "
+      "it and extract CIFAR-10 again.")
+
+
+@pytest.mark.parametrize("names, problem", [
+    ([b"cat", b"\xff\xfe"], "a class name that is not UTF-8 text "
+                            "(invalid start byte)"),
+    ([b"cat", b""], "an empty or unprintable class name"),
+    ([b"cat", b"   "], "an empty or unprintable class name"),
+    ([b"cat", b"do\x07g"], "an empty or unprintable class name"),
+])
+def test_meta_names_must_be_printable_text(tmp_path, names, problem):
+  path = _write(tmp_path, _py2_style_dumps({b"label_names": names}),
+                name="batches.meta")
+  with pytest.raises(data.FormatError) as error:
+    data.read_meta(path)
+  assert str(error.value) == (
+      f"{path} holds {problem}, so rebuild it with "
+      "tf_raw.tools.cifar_writer.write_meta.")

@@ -5,6 +5,7 @@ whose pixel values come from a formula of (image, channel, row, col), so a
 test can check each value's position independently of the loader.
 """
 
+import hashlib
 import os
 import pathlib
 import shlex
@@ -125,10 +126,37 @@ def test_chw_rows_to_images_by_hand_index():
                      (1, 31, 31, 2)]:
     assert nhwc[n, y, x, c] == rows[n, c * 1024 + y * 32 + x]
     assert legacy[n, y, x, c] == rows[n, (y * 32 + x) * 3 + c]
-  with pytest.raises(ValueError, match="layout must be one of"):
+  with pytest.raises(ValueError) as error:
     data.chw_rows_to_images(rows, "nchw")
-  with pytest.raises(ValueError, match="layout must be one of"):
+  assert str(error.value) == (
+      "layout must be one of ('nhwc', 'legacy_reshape'), not 'nchw'.")
+  with pytest.raises(ValueError, match="^layout must be one of"):
     cifar10.load_cifar10(None, "/nonexistent", layout="NHWC")
+
+
+def test_names_are_the_official_archives():
+  # From https://www.cs.toronto.edu/~kriz/cifar.html, written out by hand:
+  # the download address, the folder's files, and batches.meta's label
+  # names in label order (label 6 is the frog of training image 0).
+  assert data.CIFAR10_URL == (
+      "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
+  assert data.CLASS_NAMES == ("airplane", "automobile", "bird", "cat", "deer",
+                              "dog", "frog", "horse", "ship", "truck")
+  assert data.BATCHES_DIRNAME == "cifar-10-batches-py"
+  assert data.REQUIRED_FILES == (
+      "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+      "data_batch_5", "test_batch", "batches.meta")
+
+
+def test_a_dataset_is_frozen_and_equal_only_to_itself():
+  dataset = data.synthetic(num_train=4, num_test=2)
+  with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+    dataset.train_labels = dataset.test_labels
+  # Field-by-field == would compare arrays, whose truth value is ambiguous.
+  twin = data.Dataset(dataset.train_images, dataset.train_labels,
+                      dataset.test_images, dataset.test_labels,
+                      dataset.class_names)
+  assert dataset == dataset and dataset != twin
 
 
 # ---------------------------------------------------------------------------
@@ -373,6 +401,32 @@ def test_synthetic_is_deterministic_and_shaped_like_cifar():
   assert first.train_labels.dtype == first.test_labels.dtype == np.int32
   assert first.class_names == tuple(f"class_{k}" for k in range(10))
   assert first.num_classes == 10
+
+
+def test_synthetic_is_the_data_the_readmes_quick_run_was_measured_on():
+  # README "Learn in ten minutes" and the walkthrough print accuracies of
+  # runs on synthetic(2000, 500, seed=0): any change to the generator (a
+  # constant, a distribution, the order of the draws) changes those
+  # numbers, so it must come with new ones. Same digest with numpy 1.26.4
+  # and 2.4.6 (numpy keeps Generator streams stable across versions).
+  dataset = data.synthetic(num_train=2000, num_test=500, seed=0)
+  digest = hashlib.sha256()
+  for array in (dataset.train_images, dataset.train_labels,
+                dataset.test_images, dataset.test_labels):
+    digest.update(np.ascontiguousarray(array).tobytes())
+  assert digest.hexdigest() == (
+      "4626e814af03578ecdde10a7a0d2f43f209fd1e8e4ad0819634fb2361bba2a1a"), (
+          "data.synthetic() changed: re-measure the README's synthetic runs "
+          "and the walkthrough, then update this digest.")
+
+
+def test_synthetic_defaults_are_the_programs():
+  # `data.synthetic()` is what `--dataset=synthetic` loads with default flags.
+  defaults = config_lib.TrainConfig()
+  _assert_same(data.synthetic(),
+               data.synthetic(defaults.synthetic_train_size,
+                              defaults.synthetic_test_size,
+                              seed=defaults.seed))
 
 
 @pytest.mark.parametrize("num_train", [5000, 1003])

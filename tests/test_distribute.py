@@ -21,13 +21,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "distribute_fixtures.py")
 TIMEOUT = 300  # Seconds any one process may take on a loaded 2-core CPU.
 # 2 or 4 replicas vs one device after 41 steps: the gradient's sum is added
-# up in another order, so the last bits may differ. Bounds relative to each
-# variable's largest value; measured on a 2-core AMD EPYC (AVX-512): weights,
-# averages and mean squares <= 4.6e-8 (the mean squares identical), the
-# momentum slots (with momentum 0: the last step's update) <= 5.7e-7. The
-# silent mistakes (the traps) move the weights >= 9e-6 away.
-RELATIVE_BOUND = 1e-7
-MOMENTUM_SLOT_BOUND = 1e-6
+# up in another order, so the last bits may differ, and by how much depends on
+# the CPU's kernels. Bounds relative to each variable's largest value.
+# Measured, weights, averages and mean squares / momentum slots (with
+# momentum 0: the last step's update): on a 2-core AMD EPYC with AVX-512,
+# <= 4.6e-8 / 5.7e-7; on one with AVX2 only, <= 1.8e-7 (4 replicas,
+# average_model/w_c1) / 8.0e-7. The silent mistakes (the traps) move the
+# weights >= 9e-6 (AVX-512) and >= 4.2e-5 (AVX2) away.
+RELATIVE_BOUND = 1e-6
+MOMENTUM_SLOT_BOUND = 1e-5
 VARIABLES = 23  # 5 weights, 5 averages, 10 RMSProp slots, 3 counters.
 
 
@@ -107,7 +109,7 @@ def test_the_silent_mistakes_fail_the_same_check(trained, trap):
   one, arrays = _first_copies(trained["default"]), trained[trap]
   for name in ("conv_net/w_c1:0", "conv_net/w_fc:0", "average_model/w_o:0"):
     copies = _copies(arrays, name)
-    assert relative_difference(copies[0], one[name]) > 50 * RELATIVE_BOUND
+    assert relative_difference(copies[0], one[name]) > 5 * RELATIVE_BOUND
     if trap == "no_all_reduce":  # Each copy followed its own rows.
       assert not np.array_equal(copies[0], copies[1])
 

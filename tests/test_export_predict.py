@@ -21,7 +21,6 @@ from tf_raw import model as model_lib
 from tf_raw.tools import predict
 from tf_raw.run_folder import run_files
 from tf_raw.tools import serving
-from tf_raw import loop
 from tf_raw.run_folder import guard
 
 

@@ -21,12 +21,10 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import pytest
 
 from tests import cifar_fixtures
 from tests import cli_fixtures
-from tests import image_fixtures
 from tests import program_fixtures
 from tf_raw import train
 from tf_raw.sources import cifar10

@@ -11,7 +11,6 @@ from tf_raw import data
 from tf_raw import model as model_lib
 from tf_raw.tf1 import op_graph
 from tf_raw.tf1 import tf1_graph
-from tf_raw import loop
 from tf_raw.run_folder import guard
 
 

@@ -18,7 +18,6 @@ from tests import cli_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
 from tf_raw.run_folder import run_dir
-from tf_raw import loop
 from tf_raw.run_folder import guard
 
 # 96 images in batches of 12: 8 steps per epoch, 24 steps in 3 epochs.

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import zipfile
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ from tests import image_fixtures
 from tests import program_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw import loop
 from tf_raw import sources
 from tf_raw import train
 from tf_raw.run_folder import run_dir

@@ -18,9 +18,7 @@ import tensorflow as tf
 from tests import image_fixtures
 from tf_raw import config as config_lib
 from tf_raw import data
-from tf_raw.tools import image_grid
 from tf_raw.tools import summaries
-from tf_raw import loop
 from tf_raw.run_folder import guard
 
 Record = collections.namedtuple("Record", "step plugin value")
