@@ -31,11 +31,13 @@ RUN = ("--dataset=synthetic", "--synthetic_train_size=1024",
        "--log_every_steps=8", "--collective_timeout=30")
 TIMEOUT = 600
 # One device vs 2 replicas after 64-96 steps (relative to each variable's
-# largest value; tests/test_distribute.py says why they differ). Measured on
-# a 2-core AMD EPYC (AVX-512): weights, averages and mean squares <= 7.8e-8,
-# the momentum slots (the last update) <= 1.3e-6.
-WEIGHT_BOUND = 2e-7
-MOMENT_BOUND = 5e-6
+# largest value; tests/test_distribute.py says why they differ, and why by a
+# CPU-dependent amount). Measured, weights, averages and mean squares / the
+# momentum slots (the last update): on a 2-core AMD EPYC with AVX-512
+# <= 7.8e-8 / 1.3e-6; on one with AVX2 only <= 8.0e-7 (model/w_c1) / 2.1e-6
+# (the first bound, 2e-7, failed there).
+WEIGHT_BOUND = 3e-6
+MOMENT_BOUND = 1e-5
 
 
 def _env(tmp_path):

@@ -115,6 +115,16 @@ class LearnerTest(tf.test.TestCase):
         model_lib.ConvNet(config.init_stddev, seed=config.seed), images,
         labels))
 
+  def test_one_device_step_has_no_replica_machinery(self):
+    # Outside a strategy the traced step is the lesson's: no split of the
+    # batch into replica rows and no guard for a replica with no rows (a
+    # tf.cond), which only a strategy with several replicas needs.
+    learner = step_lib.Learner(_config(augment="crop_flip"))
+    graph = learner.train_step.function.get_concrete_function().graph
+    op_types = {op.type for op in graph.get_operations()}
+    self.assertEmpty(op_types & {"If", "StatelessIf", "Case"})
+    self.assertIn("ResourceApplyRMSProp", op_types)
+
   def test_cosine_rate_runs_over_the_total_steps_one_by_default(self):
     # Three steps each: over total_steps=3 the rates are lr, 3/4 lr, 1/4 lr;
     # a Learner told nothing (total_steps=None, as in tests) spreads the
