@@ -114,21 +114,16 @@ class CropFlipTest(tf.test.TestCase):
     self.assertAllEqual(out[mirrored, 27, 0], [32, 32, mirrored + 1])
     self.assertFalse(out[mirrored, 28:].any())
 
-  def test_matches_numpy_on_random_images(self):
-    images = np.random.default_rng(0).integers(
-        0, 256, [128, 32, 32, 3], dtype=np.uint8)
-    seed = _step_seed(42)
-    offsets, flips = (t.numpy() for t in augment.draw_crop_flip(128, seed))
-    self.assertAllEqual(augment.crop_flip(images, seed),
-                        _numpy_crop_flip(images, offsets, flips))
-
-  def test_any_image_size_not_only_square(self):
-    images = np.random.default_rng(2).integers(
-        0, 256, [16, 24, 40, 3], dtype=np.uint8)
-    seed = _step_seed(9)
-    offsets, flips = (t.numpy() for t in augment.draw_crop_flip(16, seed))
-    self.assertAllEqual(augment.crop_flip(images, seed),
-                        _numpy_crop_flip(images, offsets, flips))
+  def test_matches_numpy_on_random_images_of_any_size(self):
+    # CIFAR's 32x32, and a non-square size (height and width not mixed up).
+    for shape, step in (([128, 32, 32, 3], 42), ([16, 24, 40, 3], 9)):
+      images = np.random.default_rng(step).integers(
+          0, 256, shape, dtype=np.uint8)
+      seed = _step_seed(step)
+      offsets, flips = (t.numpy()
+                        for t in augment.draw_crop_flip(shape[0], seed))
+      self.assertAllEqual(augment.crop_flip(images, seed),
+                          _numpy_crop_flip(images, offsets, flips))
 
   def test_a_replicas_rows_get_those_rows_of_the_whole_batchs_draws(self):
     # Under tf.distribute a replica holds rows first..first + n - 1 of the

@@ -136,7 +136,7 @@ def test_chw_rows_to_images_by_hand_index():
 
 
 def test_names_are_the_official_archives():
-  # From https://www.cs.toronto.edu/~kriz/cifar.html, written out by hand:
+  # From the CIFAR-10 page (www.cs.toronto.edu/~kriz/cifar.html), by hand:
   # the download address, the folder's files, and batches.meta's label
   # names in label order (label 6 is the frog of training image 0).
   assert urllib.parse.urlsplit(data.CIFAR10_URL)[:3] == (
