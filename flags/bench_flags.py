@@ -50,9 +50,10 @@ MATMUL_SIZE = flags.DEFINE_integer(
     "machine's matmul rate.", lower_bound=64)
 EPOCH = flags.DEFINE_bool(
     "epoch", _D.epoch,
-    "Also run `python -m tf_raw.train` for one full-size epoch (50,000 "
+    "Also run `python -m tf_raw.train` for two full-size epochs (50,000 "
     "synthetic images in the official CIFAR-10 format, 10,000 test images) "
-    "and report its peak resident memory and end-to-end images/sec.")
+    "and report its peak resident memory and each epoch's end-to-end "
+    "images/sec (the first includes tracing the step).")
 EPOCH_IMAGES = flags.DEFINE_integer(
     "epoch_images", _D.epoch_images,
     "Training images of that epoch (CIFAR-10: 50,000).", lower_bound=1)

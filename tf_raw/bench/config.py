@@ -42,7 +42,7 @@ class BenchConfig:
   # with each, timed as two rows (the faster counts).
   onednn: str = "on"
   matmul_size: int = 2048  # 17 GFLOP per product: long enough to time.
-  epoch: bool = True  # Run one full-size epoch of `python -m tf_raw.train`.
+  epoch: bool = True  # Two full-size epochs of `python -m tf_raw.train`.
   epoch_images: int = 50_000  # CIFAR-10's training set.
   eval_images: int = 10_000  # CIFAR-10's test set.
   quick: bool = False
