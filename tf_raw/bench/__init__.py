@@ -5,7 +5,7 @@ notebook's TF1 graph (Session + feed_dict), Keras `model.fit` and PyTorch on
 the same shapes, in float32 and (tf_raw, Keras, PyTorch) mixed bfloat16, each
 in a process of its own (`worker.py`; the peers are `peers.py` and
 `torch_peer.py`), all warmed up first and then timed in turns
-(`timing.py`), then one full-size epoch of `python -m tf_raw.train`;
+(`timing.py`), then two full-size epochs of `python -m tf_raw.train`;
 `bench.py` runs them and prints the table with the ratios.
 Nothing in the lesson imports this package.
 """
