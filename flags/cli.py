@@ -48,9 +48,9 @@ def set_tensorflow_defaults():
   * TF_ENABLE_ONEDNN_OPTS=1: unset, TensorFlow turns its oneDNN kernels on
     or off depending on the CPU's features (on the AVX-512 AMD EPYC we
     measure on it is on by default; on CPUs without such features it may be
-    off). It is about 1.5x faster for this network there (BUILD.md, benchmarks:
-    tf_raw 1,061 images/sec on, 727 off), so it is asked for explicitly,
-    whatever the CPU.
+    off). It is about 1.5x faster for this network there (docs/history.md,
+    benchmarks round one: tf_raw 1,061 images/sec on, 727 off), so it is
+    asked for explicitly, whatever the CPU.
   * TF_CPP_MIN_LOG_LEVEL=2: hide TensorFlow's C++ info and warning chatter.
   """
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -222,7 +222,7 @@ class MovingAverageScheduleTest(tf.test.TestCase):
     self.assertGreater(np.max(np.abs(expected - schedule_only)), 1e-2)
 
   def test_fused_update_is_bit_identical_to_the_three_pass_form(self):
-    # BUILD.md: one ResourceApplyGradientDescent does the same float32
+    # docs/history.md: one ResourceApplyGradientDescent does the same float32
     # operations as avg -= (1 - d) * (avg - var). Exact equality, step by step.
     values = self._values()
     average = values[0] + 1.0

@@ -64,7 +64,7 @@ class TrainConfig:
   drop_remainder: bool = False  # The notebook dropped 80 images per epoch.
   eval_every: int = 10  # Epochs between test evaluations (0 and last always).
   # Test images per predict call: 250 evaluates as fast as 1,000 and keeps
-  # ~100 MB less resident (TF's allocator keeps its peak; see BUILD.md).
+  # ~100 MB less resident (TF's allocator keeps its peak; see docs/history.md).
   eval_batch_size: int = 250
   print_predictions: bool = True  # Print predicted labels, as the notebook did.
 
