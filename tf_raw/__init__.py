@@ -42,12 +42,17 @@ import sys as _sys
 # quietly with exit status 130 (nothing has been written yet). Library users
 # (`import tf_raw` from their own code or tests) are left alone.
 if _sys.argv[:1] == ["-m"]:
+  import os as _os
   import signal as _signal
 
   def _interrupted_while_starting(signum, frame):
     del signum, frame
     print("error: interrupted (Ctrl-C) while starting; nothing was written.",
-          file=_sys.stderr)
-    raise SystemExit(130)
+          file=_sys.stderr, flush=True)
+    # Not `raise SystemExit`: a handler's exception can be swallowed by the
+    # code it interrupts (a finaliser, an import guarded by a bare except),
+    # and on a loaded machine the run then trained on, its Ctrl-C lost.
+    # Nothing is open for writing yet, so ending the process at once is safe.
+    _os._exit(130)  # pylint: disable=protected-access
 
   _signal.signal(_signal.SIGINT, _interrupted_while_starting)
